@@ -1,0 +1,140 @@
+"""Configuration: one TOML file plus environment overrides, with an embedded default.
+
+Without a file the gateway runs on loopback with an SQLite file under ./var and two demo
+partners (served by `gateway mock-partner`). Environment overrides: GATEWAY_AGENCY,
+GATEWAY_LISTEN, GATEWAY_DATABASE, GATEWAY_PUBLIC_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from .messages import Version
+
+VERSION_NAMES = {"2017": Version.V2017, "1.2": Version.V2017, "2021": Version.V2021, "2021-2": Version.V2021}
+PROFILES = ("strict", "alma", "reshare", "lenient")
+
+DEFAULT_TOML = """
+[gateway]
+agency = "ISIL:XX-GATEWAY"
+listen = "127.0.0.1:8626"
+database = "sqlite+aiosqlite:///var/gateway.sqlite3"
+public_url = "http://127.0.0.1:8626/iso18626"
+
+[policy]
+end_of_rota = "expire"
+on_partner_cancel = "next"
+response_deadline_hours = 72
+grace_hours = 24
+
+[[partners]]
+agency = "ISIL:MOCK1"
+name = "Demo partner one (mock)"
+url = "http://127.0.0.1:8627/iso18626"
+version = "2017"
+profile = "strict"
+
+[[partners]]
+agency = "ISIL:MOCK2"
+name = "Demo partner two (mock)"
+url = "http://127.0.0.1:8627/iso18626"
+version = "2017"
+profile = "strict"
+
+[[rota_templates]]
+name = "default"
+partners = ["ISIL:MOCK1", "ISIL:MOCK2"]
+"""
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Partner:
+    agency: str
+    name: str
+    url: str
+    version: Version = Version.V2017
+    profile: str = "strict"
+    credentials: dict[str, Any] = field(default_factory=dict)
+    response_deadline: timedelta | None = None
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    agency: str
+    listen_host: str
+    listen_port: int
+    database: str
+    public_url: str
+    partners: dict[str, Partner]
+    policy: dict[str, Any]
+    rota_templates: list[dict[str, Any]]
+    api_keys: list[dict[str, Any]]
+    raw: dict[str, Any]
+
+
+def _partner(entry: dict[str, Any]) -> Partner:
+    try:
+        agency, name, url = entry["agency"], entry.get("name", entry["agency"]), entry["url"]
+    except KeyError as exc:
+        raise ConfigError(f"[[partners]] entry lacks {exc.args[0]!r}: {entry}") from None
+    if ":" not in agency:
+        raise ConfigError(f"partner agency must be TYPE:VALUE, got {agency!r}")
+    version = VERSION_NAMES.get(str(entry.get("version", "2017")))
+    if version is None:
+        raise ConfigError(f"partner {agency}: version must be 2017 or 2021")
+    profile = entry.get("profile", "strict")
+    if profile not in PROFILES:
+        raise ConfigError(f"partner {agency}: profile must be one of {', '.join(PROFILES)}")
+    hours = entry.get("response_deadline_hours")
+    return Partner(
+        agency=agency,
+        name=name,
+        url=url,
+        version=version,
+        profile=profile,
+        credentials=dict(entry.get("credentials", {})),
+        response_deadline=timedelta(hours=hours) if hours is not None else None,
+        timeout_seconds=float(entry.get("timeout_seconds", 30.0)),
+    )
+
+
+def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ) if env is None else env
+    gateway = raw.get("gateway", {})
+    listen = env.get("GATEWAY_LISTEN", gateway.get("listen", "127.0.0.1:8626"))
+    host, _, port = listen.rpartition(":")
+    partners = [_partner(p) for p in raw.get("partners", [])]
+    by_agency = {p.agency: p for p in partners}
+    if len(by_agency) != len(partners):
+        raise ConfigError("two [[partners]] share an agency symbol; partners are keyed by symbol")
+    return Config(
+        agency=env.get("GATEWAY_AGENCY", gateway.get("agency", "ISIL:XX-GATEWAY")),
+        listen_host=host or "127.0.0.1",
+        listen_port=int(port),
+        database=env.get("GATEWAY_DATABASE", gateway.get("database", "sqlite+aiosqlite:///var/gateway.sqlite3")),
+        public_url=env.get("GATEWAY_PUBLIC_URL", gateway.get("public_url", f"http://{listen}/iso18626")),
+        partners=by_agency,
+        policy=dict(raw.get("policy", {})),
+        rota_templates=list(raw.get("rota_templates", [])),
+        api_keys=list(raw.get("api_keys", [])),
+        raw=raw,
+    )
+
+
+def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Config:
+    text = Path(path).read_text(encoding="utf-8") if path else DEFAULT_TOML
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path or 'default config'}: {exc}") from None
+    return parse_config(raw, env)
