@@ -58,6 +58,8 @@ def _infoset(data: bytes) -> list[tuple]:
             text = format_datetime(parse_datetime(text))
         if text and local == "monetaryValue":
             text = str(float(text))
+        if local == "sentToPatron":
+            text = {"1": "true", "0": "false"}.get(text, text)  # same xs:boolean value
         attrs = sorted((k, v) for k, v in el.attrib.items() if k != f"{{{NS}}}version")
         out.append((el.getroottree().getpath(el), tuple(attrs), text))
     return out
