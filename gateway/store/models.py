@@ -1,0 +1,439 @@
+"""The database schema, as SQLAlchemy 2.0 typed declarative models.
+
+Rules of this file:
+- The models read like the schema: one class per table, columns in the order a person reads them.
+- Every datetime is timezone-aware and stored as UTC (`UTCDateTime`); a naive datetime is refused.
+  Calendar dates (`needed_by`) are plain `Date`s.
+- Status values are the stable codes of DESIGN §4 (plain strings): the core owns the state tables,
+  so adding a status never needs a migration.
+- `version` columns carry optimistic concurrency. The ORM uses them (`version_id_col`), and the Core
+  helpers in `queries.py` check and bump them (`UPDATE ... WHERE id = :id AND version = :v`).
+- The hot path uses the `Table` objects (`BorrowingRequest.__table__`, or the `*_t` aliases at the
+  bottom) with Core statements; the ORM classes are for staff pages.
+- Any change here needs an Alembic revision (`gateway/store/migrations/versions/`); a test checks
+  that the migrated schema matches these models.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.ext.mutable import MutableDict
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
+
+from .types import JSONType, UTCDateTime, json_type, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids on PostgreSQL; SQLite only auto-increments a column declared INTEGER PRIMARY KEY
+# (its integers are 64-bit anyway).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# Agency ids are written "TYPE:VALUE" (e.g. "ISIL:XX-YYY"), as in the config file.
+AGENCY = String(200)
+CODE = String(64)
+
+# Mutable at the top level for the ORM (`req.extra["k"] = v` is noticed); Core ignores it.
+# Its own type instance: as_mutable() applies to every column sharing the instance.
+MutableJSON = MutableDict.as_mutable(json_type())
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        date: Date(),
+        dict[str, Any]: JSONType,
+        Decimal: Numeric(12, 2),
+        str: String(),
+    }
+
+
+def _fk(target: str, *, nullable: bool, ondelete: str = "CASCADE") -> Any:
+    return mapped_column(Id, ForeignKey(target, ondelete=ondelete), nullable=nullable)
+
+
+class BorrowingRequest(Base):
+    """A request we (the requesting agency) send to partners: the seed form, plus the core's state."""
+
+    __tablename__ = "borrowing_requests"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # Our requestingAgencyRequestId, or the id given by the system the request came from. Unique.
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+
+    # --- status (DESIGN §4) -----------------------------------------------------------------------
+    status: Mapped[str] = mapped_column(CODE, default="CREATED", index=True)
+    previous_status: Mapped[str | None] = mapped_column(CODE)
+    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
+    attention_reason: Mapped[str | None] = mapped_column(Text)
+    # The agency of the rota entry currently holding the request (denormalised for listing).
+    active_partner: Mapped[str | None] = mapped_column(AGENCY, index=True)
+
+    # --- bibliographic information ------------------------------------------------------------------
+    title: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(Text)
+    title_of_component: Mapped[str | None] = mapped_column(Text)  # chapter / article title
+    author_of_component: Mapped[str | None] = mapped_column(Text)
+    isbn: Mapped[str | None] = mapped_column(String(64))
+    issn: Mapped[str | None] = mapped_column(String(64))
+    oclc_number: Mapped[str | None] = mapped_column(String(64))
+    # Further bibliographicItemId / bibliographicRecordId values: [{"type": ..., "value": ...}, ...]
+    other_identifiers: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    publisher: Mapped[str | None] = mapped_column(Text)
+    publication_date: Mapped[str | None] = mapped_column(String(64))  # free text, as ISO 18626 has it
+    edition: Mapped[str | None] = mapped_column(String(200))
+    volume: Mapped[str | None] = mapped_column(String(200))
+    issue: Mapped[str | None] = mapped_column(String(200))
+    pages: Mapped[str | None] = mapped_column(String(200))
+
+    # --- requester ----------------------------------------------------------------------------------
+    requester: Mapped[str] = mapped_column(String(200), index=True)  # patron identifier
+    requester_name: Mapped[str | None] = mapped_column(String(400))
+    owner: Mapped[str | None] = mapped_column(String(200))  # the patron record's owning library
+
+    # --- request details ----------------------------------------------------------------------------
+    service_type: Mapped[str] = mapped_column(String(16), default="Loan")  # Loan / Copy
+    format: Mapped[str] = mapped_column(String(64), default="Physical")
+    requested_media: Mapped[str | None] = mapped_column(String(64))
+    allow_other_format: Mapped[bool] = mapped_column(Boolean, default=False)
+    preferred_send_method: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(64))
+    needed_by: Mapped[date | None] = mapped_column(index=True)  # a calendar date, no time zone
+    delivery_location: Mapped[str] = mapped_column(String(64), default="library")
+    pickup_location: Mapped[str | None] = mapped_column(String(200))
+    reading_room_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    willing_to_pay: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs_patron_information: Mapped[bool] = mapped_column(Boolean, default=False)
+    agree_to_copyright_terms: Mapped[bool] = mapped_column(Boolean, default=False)
+    maximum_fee: Mapped[Decimal | None] = mapped_column()
+    currency: Mapped[str | None] = mapped_column(String(3))
+    level_of_service: Mapped[str | None] = mapped_column(String(64))
+    request_note: Mapped[str | None] = mapped_column(Text)
+    due_date: Mapped[datetime | None] = mapped_column()
+
+    # --- bookkeeping --------------------------------------------------------------------------------
+    extra: Mapped[dict[str, Any]] = mapped_column(MutableJSON, default=dict)  # state the core keeps
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    rota: Mapped[list[RotaEntry]] = relationship(
+        back_populates="request",
+        order_by="RotaEntry.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    history: Mapped[list[History]] = relationship(
+        order_by="History.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    parameters: Mapped[list[Parameter]] = relationship(
+        order_by="Parameter.key", cascade="all, delete-orphan", passive_deletes=True
+    )
+    general_messages: Mapped[list[GeneralMessage]] = relationship(
+        order_by="GeneralMessage.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    notes: Mapped[list[Note]] = relationship(
+        order_by="Note.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    received_items: Mapped[list[ReceivedItem]] = relationship(
+        order_by="ReceivedItem.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    attachments: Mapped[list[Attachment]] = relationship(
+        order_by="Attachment.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class RotaEntry(Base):
+    """One lending partner in a borrowing request's rota (DESIGN §4: pending, active, rejected,
+    cancelled, skipped, supplied). A partner appears once per rota."""
+
+    __tablename__ = "rota_entries"
+    __table_args__ = (
+        UniqueConstraint("request_id", "agency"),
+        Index(None, "request_id", "position"),
+        Index(None, "state", "deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = _fk("borrowing_requests.id", nullable=False)
+    position: Mapped[int] = mapped_column(Integer)
+    agency: Mapped[str] = mapped_column(AGENCY, index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    last_status: Mapped[str | None] = mapped_column(CODE)
+    last_reason: Mapped[str | None] = mapped_column(CODE)
+    last_answer: Mapped[str | None] = mapped_column(Text)
+    supplying_agency_request_id: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None] = mapped_column()
+    deadline_at: Mapped[datetime | None] = mapped_column()
+    status_request_sent_at: Mapped[datetime | None] = mapped_column()
+    # The rest of the core's per-entry state (confirmed_at, loan conditions, offered costs, ...).
+    extra: Mapped[dict[str, Any]] = mapped_column(MutableJSON, default=dict)
+
+    request: Mapped[BorrowingRequest] = relationship(back_populates="rota")
+
+
+class LendingRequest(Base):
+    """A request a partner sent us (we are the supplying agency). Request ids are scoped per
+    requesting agency, hence the composite unique key."""
+
+    __tablename__ = "lending_requests"
+    __table_args__ = (
+        UniqueConstraint(
+            "requesting_agency", "requesting_agency_request_id", name="uq_lending_requests_request_key"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    requesting_agency: Mapped[str] = mapped_column(AGENCY)
+    requesting_agency_request_id: Mapped[str] = mapped_column(String(200))
+    supplying_agency: Mapped[str] = mapped_column(AGENCY)
+    status: Mapped[str] = mapped_column(CODE, index=True)
+    previous_status: Mapped[str | None] = mapped_column(CODE)
+    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
+    title: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(Text)
+    service_type: Mapped[str | None] = mapped_column(String(16))
+    due_date: Mapped[datetime | None] = mapped_column()
+    raw_request_id: Mapped[int | None] = _fk("raw_messages.id", nullable=True, ondelete="SET NULL")
+    extra: Mapped[dict[str, Any]] = mapped_column(MutableJSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    raw_request: Mapped[RawMessage | None] = relationship()
+    history: Mapped[list[History]] = relationship(
+        order_by="History.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    general_messages: Mapped[list[GeneralMessage]] = relationship(
+        order_by="GeneralMessage.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    notes: Mapped[list[Note]] = relationship(
+        order_by="Note.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    attachments: Mapped[list[Attachment]] = relationship(
+        order_by="Attachment.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class RawMessage(Base):
+    """Every ISO 18626 message in or out, verbatim, with the confirmation that answered it.
+
+    The idempotency key: a message received twice (same sender, kind, request id, timestamp and
+    body) is the same message. For `direction='in'` the partner is the sender; for `'out'` the
+    recipient. NULLs in the key (a message too broken to tell) never collide, which is right:
+    such messages cause no transition.
+    """
+
+    __tablename__ = "raw_messages"
+    __table_args__ = (
+        UniqueConstraint(
+            "direction",
+            "partner_agency",
+            "kind",
+            "requesting_agency",
+            "requesting_agency_request_id",
+            "message_timestamp",
+            "body_sha256",
+            name="uq_raw_messages_idempotency",
+        ),
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        Index(None, "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    partner_agency: Mapped[str | None] = mapped_column(AGENCY)
+    # request | supplyingAgencyMessage | requestingAgencyMessage (None when not recognisable)
+    kind: Mapped[str | None] = mapped_column(String(40))
+    requesting_agency: Mapped[str | None] = mapped_column(AGENCY)
+    requesting_agency_request_id: Mapped[str | None] = mapped_column(String(200))
+    message_timestamp: Mapped[str | None] = mapped_column(String(64))  # as written in the header
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64))  # hex
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)  # or sent at, for 'out'
+    confirmation: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class History(Base):
+    """The audit trail of a borrowing or lending request (the seed's History tab)."""
+
+    __tablename__ = "history"
+    __table_args__ = (
+        Index(None, "request_id", "at"),
+        Index(None, "lending_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int | None] = _fk("borrowing_requests.id", nullable=True)
+    lending_id: Mapped[int | None] = _fk("lending_requests.id", nullable=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))  # "staff:<id>", "partner:<agency>", "system"
+    event: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str | None] = mapped_column(CODE)
+    to_status: Mapped[str | None] = mapped_column(CODE)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    raw_message_id: Mapped[int | None] = _fk("raw_messages.id", nullable=True, ondelete="SET NULL")
+
+    raw_message: Mapped[RawMessage | None] = relationship()
+
+
+class Parameter(Base):
+    """Key/value parameters of a borrowing request (the seed's Parameters tab)."""
+
+    __tablename__ = "parameters"
+    __table_args__ = (UniqueConstraint("request_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = _fk("borrowing_requests.id", nullable=False)
+    key: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str | None] = mapped_column(Text)
+
+
+class GeneralMessage(Base):
+    """Free-text messages exchanged with a partner about a request (the General Messages tab)."""
+
+    __tablename__ = "general_messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        Index(None, "request_id"),
+        Index(None, "lending_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int | None] = _fk("borrowing_requests.id", nullable=True)
+    lending_id: Mapped[int | None] = _fk("lending_requests.id", nullable=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    partner_agency: Mapped[str | None] = mapped_column(AGENCY)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    raw_message_id: Mapped[int | None] = _fk("raw_messages.id", nullable=True, ondelete="SET NULL")
+
+
+class Note(Base):
+    """Staff notes on a request (the Notes tab). Local only; never sent."""
+
+    __tablename__ = "notes"
+    __table_args__ = (Index(None, "request_id"), Index(None, "lending_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int | None] = _fk("borrowing_requests.id", nullable=True)
+    lending_id: Mapped[int | None] = _fk("lending_requests.id", nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class ReceivedItem(Base):
+    """An item received for a borrowing request (the Received Items tab)."""
+
+    __tablename__ = "received_items"
+    __table_args__ = (Index(None, "request_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = _fk("borrowing_requests.id", nullable=False)
+    barcode: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_date: Mapped[datetime | None] = mapped_column()
+    actor: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Attachment(Base):
+    """A file attached to a request (the Attachments tab). `content` is deferred: listing
+    attachments does not load the bytes."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index(None, "request_id"), Index(None, "lending_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int | None] = _fk("borrowing_requests.id", nullable=True)
+    lending_id: Mapped[int | None] = _fk("lending_requests.id", nullable=True)
+    filename: Mapped[str] = mapped_column(String(400))
+    media_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(200))
+
+
+class Outbox(Base):
+    """A message waiting to go to a partner. Written in the same transaction as the step that
+    decided to send it; the outbox worker delivers rows in `seq` order per (request, partner).
+
+    state: pending -> sending -> delivered, or -> pending again (retry, `next_attempt_at`), or
+    -> failed after the last attempt.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("request_id", "partner_agency", "seq"),
+        UniqueConstraint("lending_id", "partner_agency", "seq"),
+        CheckConstraint(
+            "state IN ('pending', 'sending', 'delivered', 'failed')", name="state"
+        ),
+        CheckConstraint("request_id IS NOT NULL OR lending_id IS NOT NULL", name="owner"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int | None] = _fk("borrowing_requests.id", nullable=True)
+    lending_id: Mapped[int | None] = _fk("lending_requests.id", nullable=True)
+    partner_agency: Mapped[str] = mapped_column(AGENCY)
+    partner_url: Mapped[str] = mapped_column(String(2000))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(40))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    # The raw_messages row ('out', with the partner's confirmation) written when it was delivered.
+    raw_message_id: Mapped[int | None] = _fk("raw_messages.id", nullable=True, ondelete="SET NULL")
+
+
+# Core handles for the hot path.
+borrowing_requests_t: Table = BorrowingRequest.__table__  # type: ignore[assignment]
+rota_entries_t: Table = RotaEntry.__table__  # type: ignore[assignment]
+lending_requests_t: Table = LendingRequest.__table__  # type: ignore[assignment]
+raw_messages_t: Table = RawMessage.__table__  # type: ignore[assignment]
+history_t: Table = History.__table__  # type: ignore[assignment]
+parameters_t: Table = Parameter.__table__  # type: ignore[assignment]
+general_messages_t: Table = GeneralMessage.__table__  # type: ignore[assignment]
+notes_t: Table = Note.__table__  # type: ignore[assignment]
+received_items_t: Table = ReceivedItem.__table__  # type: ignore[assignment]
+attachments_t: Table = Attachment.__table__  # type: ignore[assignment]
+outbox_t: Table = Outbox.__table__  # type: ignore[assignment]
