@@ -1,0 +1,31 @@
+"""Pure core: borrowing state machine, rota logic, status tables. No I/O, no DB, no clock."""
+
+from .borrowing import decide, next_deadline
+from .errors import BorrowingError, IllegalTransition, InvalidInput
+from .events import (
+    AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create,
+    DeliveryFailed, Edit, LoanToPatron, Locate, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions,
+    RemovePartner, Renew, RequestConfirmed, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage,
+    SendStatusRequest, SkipPartner, StaffEvent, SupplierMessage, Tick,
+)
+from .policy import DEFAULT_POLICY, BorrowingPolicy
+from .rota import EntryState, RotaEntry
+from .state import (
+    Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry, ItemLocation, Note, Outgoing,
+    RequestDetails,
+)
+from .statuses import BorrowingStatus
+from .templates import RotaTemplate, choose_rota
+from .transitions import TABLE, Outcome, allowed_actions, render_markdown
+
+__all__ = [
+    "decide", "next_deadline", "allowed_actions", "render_markdown", "TABLE", "Outcome", "choose_rota", "RotaTemplate",
+    "BorrowingError", "IllegalTransition", "InvalidInput", "BorrowingPolicy", "DEFAULT_POLICY",
+    "BorrowingStatus", "BorrowingState", "RequestDetails", "CancelInfo", "Attention", "ItemLocation",
+    "Decision", "Outgoing", "HistoryEntry", "GeneralMessage", "Note", "RotaEntry", "EntryState",
+    "StaffEvent", "Create", "Edit", "SendMessage", "AddNote", "Receive", "LoanToPatron", "ReturnByPatron",
+    "ReturnToPartner", "Renew", "AcceptConditions", "RejectConditions", "RetryRequest", "SkipPartner",
+    "CancelRequest", "SendStatusRequest", "Close", "MoveUp", "MoveDown", "MoveSelected", "AddPartner",
+    "RemovePartner", "CancelPartner", "Locate", "Acknowledge", "SupplierMessage", "Tick", "RequestConfirmed",
+    "DeliveryFailed",
+]
