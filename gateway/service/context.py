@@ -1,0 +1,41 @@
+"""What the services need to know about this gateway: who we are, our partners, our policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ..config import Config, Partner
+from ..core import BorrowingPolicy, InvalidInput
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    agency: str
+    partners: dict[str, Partner]
+    policy: BorrowingPolicy = field(default_factory=BorrowingPolicy)
+    rota_templates: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config) -> "ServiceContext":
+        raw = config.policy
+        policy = BorrowingPolicy(
+            end_of_rota=raw.get("end_of_rota", "expire"),
+            on_partner_cancel=raw.get("on_partner_cancel", "next"),
+            on_send_failure=raw.get("on_send_failure", "next"),
+            deadline=timedelta(hours=float(raw.get("response_deadline_hours", 72))),
+            grace=timedelta(hours=float(raw.get("grace_hours", 24))),
+            deadlines={a: p.response_deadline for a, p in config.partners.items() if p.response_deadline},
+        )
+        return cls(config.agency, dict(config.partners), policy, tuple(config.rota_templates))
+
+    def partner(self, agency: str) -> Partner:
+        try:
+            return self.partners[agency]
+        except KeyError:
+            raise InvalidInput("partner", f"{agency} is not a configured partner") from None
+
+    def check_partners(self, agencies: tuple[str, ...] | list[str]) -> None:
+        for agency in agencies:
+            self.partner(agency)
