@@ -52,8 +52,8 @@ def cmd_xsd(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import run
     from .config import load_config
-    from .transport.server import run
 
     run(load_config(args.config))
     return 0

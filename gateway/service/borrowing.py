@@ -203,8 +203,8 @@ def _refusal(path: str, text: str) -> list[Fault]:
     return [Fault(ErrorType.UnrecognisedDataValue, f"/ISO18626Message/supplyingAgencyMessage/{path}: {text}")]
 
 
-def supplier_message_step(ctx: ServiceContext, inbound: Inbound, body: bytes,
-                          now: datetime) -> Callable[[Connection], bytes]:
+def supplier_message_step(ctx: ServiceContext, inbound: Inbound, body: bytes, now: datetime,
+                          warnings: tuple[str, ...] = ()) -> Callable[[Connection], bytes]:
     """Apply a supplyingAgencyMessage; return the confirmation bytes (stored for duplicates)."""
     message: model.SupplyingAgencyMessage = inbound.message
     header = message.header
@@ -220,7 +220,7 @@ def supplier_message_step(ctx: ServiceContext, inbound: Inbound, body: bytes,
         if duplicate is not None and duplicate["confirmation"] is not None:
             return duplicate["confirmation"]
         raw_id = queries.insert_raw_message(conn, key, body, received_at=now)
-        faults = _apply_supplier_message(conn, ctx, message, sender, requester, request_ref, raw_id, now)
+        faults = _apply_supplier_message(conn, ctx, message, sender, requester, request_ref, raw_id, now, warnings)
         confirmation = answer(inbound, now, faults=faults)
         queries.set_raw_confirmation(conn, raw_id, confirmation)
         return confirmation
@@ -230,13 +230,19 @@ def supplier_message_step(ctx: ServiceContext, inbound: Inbound, body: bytes,
 
 def _apply_supplier_message(conn: Connection, ctx: ServiceContext, message: model.SupplyingAgencyMessage,
                             sender: str, requester: str, request_ref: str, raw_id: int,
-                            now: datetime) -> list[Fault]:
+                            now: datetime, warnings: tuple[str, ...] = ()) -> list[Fault]:
     if requester != ctx.agency:
         return _refusal("header/requestingAgencyId", f"{requester!r} is not this gateway's agency ({ctx.agency})")
     row = rows.load_row_by_external_id(conn, request_ref)
     if row is None:
         return _refusal("header/requestingAgencyRequestId", f"no borrowing request {request_ref!r} from {ctx.agency}")
     state = rows.state_of(row)
+    if warnings:  # the partner's tolerance profile repaired this message: say so on the record
+        queries.insert_history(conn, [{
+            "request_id": row["id"], "at": now, "actor": sender, "event": "conformance_warning",
+            "from_status": state.status.value, "to_status": state.status.value,
+            "detail": {"text": text}, "raw_message_id": raw_id,
+        } for text in warnings])
     if all(entry.partner != sender for entry in state.rota):
         return _refusal("header/supplyingAgencyId", f"{sender!r} is not in the rota of request {request_ref!r}")
     event = _supplier_event(message, now)
@@ -274,8 +280,8 @@ class BorrowingService:
     async def apply(self, request_id: int, event: Any) -> StepResult:
         return await self.writer.run(event_step(self.ctx, request_id, event, self.clock()))
 
-    async def receive_supplier_message(self, inbound: Inbound, body: bytes) -> bytes:
-        return await self.writer.run(supplier_message_step(self.ctx, inbound, body, self.clock()))
+    async def receive_supplier_message(self, inbound: Inbound, body: bytes, warnings: tuple[str, ...] = ()) -> bytes:
+        return await self.writer.run(supplier_message_step(self.ctx, inbound, body, self.clock(), warnings))
 
     async def request_confirmed(self, request_id: int, partner: str) -> StepResult:
         now = self.clock()
@@ -285,6 +291,14 @@ class BorrowingService:
         now = self.clock()
         return await self.apply(request_id, DeliveryFailed(partner=partner, kind=kind, at=now, action=action))
 
+    async def add_attachment(self, request_id: int, filename: str, media_type: str, content: bytes,
+                             actor: str = "staff") -> int:
+        return await self.writer.run(attachment_step(request_id, filename, media_type, content, actor, self.clock()))
+
+    async def set_parameters(self, request_id: int, values: dict[str, str | None],
+                             actor: str = "staff") -> dict[str, str | None]:
+        return await self.writer.run(parameters_step(request_id, values, actor, self.clock()))
+
     async def tick(self) -> list[int]:
         """Apply a Tick to every request whose partner deadline has passed; return their ids."""
         now = self.clock()
@@ -292,3 +306,55 @@ class BorrowingService:
         for request_id in due:
             await self.writer.run(event_step(self.ctx, request_id, Tick(now=now), now))
         return due
+
+
+# --- attachments and parameters (tabs of a request; no status change) ------------------------------
+
+
+def attachment_step(request_id: int, filename: str, media_type: str, content: bytes, actor: str,
+                    now: datetime) -> Callable[[Connection], int]:
+    from ..store.models import attachments_t
+
+    def step(conn: Connection) -> int:
+        row = rows.load_row(conn, request_id)
+        if row is None:
+            raise NotFound(f"no borrowing request {request_id}")
+        result = conn.execute(attachments_t.insert().values(
+            request_id=request_id, filename=filename, media_type=media_type, size=len(content),
+            content=content, created_at=now, actor=actor,
+        ))
+        queries.insert_history(conn, {
+            "request_id": request_id, "at": now, "actor": actor, "event": "add_attachment",
+            "from_status": row["status"], "to_status": row["status"],
+            "detail": {"text": f"{filename} ({media_type}, {len(content)} bytes)"},
+        })
+        return int(result.inserted_primary_key[0])
+
+    return step
+
+
+def parameters_step(request_id: int, values: dict[str, str | None], actor: str,
+                    now: datetime) -> Callable[[Connection], dict[str, str | None]]:
+    """Set (or, with None, remove) parameters of a request; return all of them."""
+    from sqlalchemy import delete, select
+
+    from ..store.models import parameters_t
+
+    def step(conn: Connection) -> dict[str, str | None]:
+        row = rows.load_row(conn, request_id)
+        if row is None:
+            raise NotFound(f"no borrowing request {request_id}")
+        table = parameters_t
+        conn.execute(delete(table).where(table.c.request_id == request_id, table.c.key.in_(list(values))))
+        kept = [{"request_id": request_id, "key": k, "value": v} for k, v in values.items() if v is not None]
+        if kept:
+            conn.execute(table.insert(), kept)
+        queries.insert_history(conn, {
+            "request_id": request_id, "at": now, "actor": actor, "event": "set_parameters",
+            "from_status": row["status"], "to_status": row["status"],
+            "detail": {"text": ", ".join(f"{k}={v}" for k, v in values.items())},
+        })
+        found = conn.execute(select(table.c.key, table.c.value).where(table.c.request_id == request_id))
+        return {k: v for k, v in found}
+
+    return step

@@ -1,63 +1,88 @@
-"""The aiohttp application: POST /iso18626 and GET /healthz.
+"""The ISO 18626 endpoint: POST /iso18626, and GET /healthz.
 
-Transport faults get HTTP status codes (405, 413, 415); every ISO-level fault gets HTTP 200
-with an ERROR confirmation (DESIGN §3). What a valid message does is up to the dispatcher:
-a coroutine taking the decoded message and returning the faults that refuse it (empty = OK).
+Transport faults get HTTP status codes (405 method, 413 size, 415 type, 401/403 auth); every
+ISO-level fault gets HTTP 200 with an ERROR confirmation (DESIGN §3). A message is answered
+only after its effect has committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
-
 from aiohttp import web
 
-from ..config import Config
+from ..app import Gateway, gateway_of
+from ..config import Partner
 from ..messages import ErrorType, Fault, Inbound, MessageError, answer, decode
+from ..messages.spec import camel
+from ..service.audit import audit_step
+from .auth import AuthFailure, ReplayGuard, check_account, check_transport
 
 XML_TYPES = ("application/xml", "text/xml")
 DEFAULT_BODY_LIMIT = 1024 * 1024
+REPLAY_GUARD = web.AppKey("replay_guard", ReplayGuard)
 
-Dispatcher = Callable[[Inbound], Awaitable[list[Fault]]]
-DISPATCHER = web.AppKey("dispatcher", Callable)
+# Which header agency names the sender of each message kind.
+SENDER_FIELD = {
+    "request": "requesting_agency_id",
+    "requestingAgencyMessage": "requesting_agency_id",
+    "supplyingAgencyMessage": "supplying_agency_id",
+}
 
 
-async def refuse_unhandled(inbound: Inbound) -> list[Fault]:
-    """Until a service is wired in, say plainly that nothing was applied."""
-    return [Fault(ErrorType.UnrecognisedDataValue, f"/ISO18626Message/{inbound.kind}: this gateway does not process {inbound.kind} messages yet")]
+def _xml(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/xml", charset="utf-8")
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+def _refuse(gw: Gateway, inbound: Inbound, path: str, text: str) -> web.Response:
+    fault = Fault(ErrorType.UnrecognisedDataValue, f"/ISO18626Message/{inbound.kind}/{path}: {text}")
+    return _xml(answer(inbound, gw.clock(), faults=[fault]))
+
+
+async def _decode(gw: Gateway, data: bytes) -> tuple[Inbound | None, bytes | None, tuple[str, ...]]:
+    """(inbound, None, warnings) or (None, error confirmation, ())."""
+    try:
+        return decode(data), None, ()
+    except MessageError as exc:
+        return None, answer(exc, gw.clock(), data=data), ()
 
 
 async def iso18626(request: web.Request) -> web.Response:
     if request.content_type not in XML_TYPES:
         raise web.HTTPUnsupportedMediaType(text="ISO 18626 messages are application/xml or text/xml")
-    data = await request.read()  # aiohttp enforces client_max_size -> 413
+    data = await request.read()  # over client_max_size -> 413
+    gw = gateway_of(request.app)
+    inbound, error_reply, warnings = await _decode(gw, data)
+    if inbound is None:
+        return _xml(error_reply)  # type: ignore[arg-type]
+    field = SENDER_FIELD.get(inbound.kind)
+    if field is None:
+        raise web.HTTPBadRequest(text="confirmations are HTTP responses; they are never posted to the endpoint")
+    header = inbound.message.header
+    sender = str(getattr(header, field))
+    partner: Partner | None = gw.ctx.partners.get(sender)
+    if partner is None:
+        await gw.writer.run(audit_step(sender, "unknown_partner", f"{inbound.kind} from unknown agency {sender}", gw.clock()))
+        return _refuse(gw, inbound, f"header/{camel(field)}", f"{sender!r} is not a partner of this gateway")
     try:
-        inbound = decode(data)
-    except MessageError as exc:
-        body = answer(exc, _now(), data=data)
-    else:
-        faults = await request.app[DISPATCHER](inbound)
-        body = answer(inbound, _now(), faults=faults)
-    return web.Response(body=body, content_type="application/xml", charset="utf-8")
+        check_transport(partner.credentials, request.headers, data, request.remote, request.app[REPLAY_GUARD])
+    except AuthFailure as failure:
+        await gw.writer.run(audit_step(sender, "auth_failed", f"{failure.reason} (from {request.remote})", gw.clock()))
+        raise web.HTTPUnauthorized(text=failure.reason) if failure.status == 401 else web.HTTPForbidden(text=failure.reason)
+    if inbound.kind != "supplyingAgencyMessage":
+        auth = header.requesting_agency_authentication
+        problem = check_account(partner.credentials, auth.account_id if auth else None, auth.security_code if auth else None)
+        if problem:
+            await gw.writer.run(audit_step(sender, "auth_failed", problem, gw.clock()))
+            return _refuse(gw, inbound, "header/requestingAgencyAuthentication", problem)
+    if inbound.kind == "supplyingAgencyMessage":
+        return _xml(await gw.borrowing.receive_supplier_message(inbound, data, warnings))
+    return _refuse(gw, inbound, "header", "this gateway does not lend yet")
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok", "agency": gateway_of(request.app).config.agency})
 
 
-def make_app(dispatcher: Dispatcher = refuse_unhandled, body_limit: int = DEFAULT_BODY_LIMIT) -> web.Application:
-    app = web.Application(client_max_size=body_limit)
-    app[DISPATCHER] = dispatcher
+def add_routes(app: web.Application) -> None:
+    app[REPLAY_GUARD] = ReplayGuard()
     app.router.add_post("/iso18626", iso18626)
     app.router.add_get("/healthz", healthz)
-    return app
-
-
-def run(config: Config) -> None:
-    app = make_app()
-    print(f"gateway {config.agency} listening on http://{config.listen_host}:{config.listen_port}/iso18626")
-    web.run_app(app, host=config.listen_host, port=config.listen_port, print=None)

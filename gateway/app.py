@@ -1,0 +1,86 @@
+"""Compose the running gateway: database, writer, services, background tasks, HTTP routes.
+
+`Gateway` holds the parts; `build_app(config)` returns the aiohttp application whose start-up
+migrates the database and starts the writer, the outbox worker and the timer scheduler, and
+whose clean-up stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .config import Config
+from .service.borrowing import BorrowingService, utc_now
+from .service.context import ServiceContext
+from .service.writer import Writer
+from .store.db import make_engine, migrate_async
+
+GATEWAY = web.AppKey("gateway", object)
+
+
+@dataclass
+class Gateway:
+    config: Config
+    ctx: ServiceContext
+    engine: AsyncEngine
+    writer: Writer
+    borrowing: BorrowingService
+    clock: Callable[[], datetime] = utc_now
+    # Set by the services after a commit that queued outbox rows, so the worker wakes at once.
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    background: list[Any] = field(default_factory=list)  # objects with async start()/close()
+
+    @classmethod
+    def create(cls, config: Config, clock: Callable[[], datetime] = utc_now) -> "Gateway":
+        engine = make_engine(config.database)
+        writer = Writer(engine)
+        ctx = ServiceContext.from_config(config)
+        return cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock), clock)
+
+    async def start(self) -> None:
+        await migrate_async(self.engine)
+        await self.writer.start()
+        for part in self.background:
+            await part.start()
+
+    async def close(self) -> None:
+        for part in reversed(self.background):
+            await part.close()
+        await self.writer.close()
+        await self.engine.dispose()
+
+
+def gateway_of(app: web.Application) -> Gateway:
+    return app[GATEWAY]  # type: ignore[return-value]
+
+
+def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Application:
+    """The aiohttp application of a gateway; start-up and clean-up run the gateway's parts."""
+    from .transport.server import DEFAULT_BODY_LIMIT, add_routes
+
+    limit = body_limit or int(gateway.config.raw.get("gateway", {}).get("body_limit", DEFAULT_BODY_LIMIT))
+    app = web.Application(client_max_size=limit)
+    app[GATEWAY] = gateway
+    add_routes(app)
+
+    async def lifecycle(app: web.Application):
+        await gateway.start()
+        yield
+        await gateway.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def run(config: Config) -> None:
+    gateway = Gateway.create(config)
+    app = build_app(gateway)
+    print(f"gateway {config.agency} listening on http://{config.listen_host}:{config.listen_port}/iso18626")
+    web.run_app(app, host=config.listen_host, port=config.listen_port, print=None)
