@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench xsd clean
+.PHONY: run test bench xsd docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ bench: $(STAMP)
 # Regenerate xsd/ from the message model (a test keeps them in sync).
 xsd: $(STAMP)
 	$(BIN)/gateway xsd --write xsd
+
+# Regenerate the README's generated sections (status tables).
+docs: $(STAMP)
+	$(BIN)/python -c "from pathlib import Path; from gateway.docs import update_readme; update_readme(Path('README.md'))"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

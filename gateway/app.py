@@ -21,6 +21,7 @@ from .service.borrowing import BorrowingService, utc_now
 from .service.context import ServiceContext
 from .service.writer import Writer
 from .store.db import make_engine, migrate_async
+from .transport.scheduler import Scheduler
 
 GATEWAY = web.AppKey("gateway", object)
 
@@ -42,7 +43,10 @@ class Gateway:
         engine = make_engine(config.database)
         writer = Writer(engine)
         ctx = ServiceContext.from_config(config)
-        return cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock), clock)
+        gateway = cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock), clock)
+        interval = float(config.raw.get("gateway", {}).get("tick_seconds", 30))
+        gateway.background.append(Scheduler([gateway.borrowing.tick], interval))
+        return gateway
 
     async def start(self) -> None:
         await migrate_async(self.engine)
