@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     xsd.add_argument("--write", default="xsd", metavar="DIR")
     xsd.add_argument("--check", action="store_true", help="only report schemas that are out of date")
     xsd.set_defaults(func=cmd_xsd)
+
+    from .mock.cli import register as register_mock_partner
+
+    register_mock_partner(sub)
     return parser
 
 
