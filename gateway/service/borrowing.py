@@ -83,7 +83,9 @@ def _write_decision(
     state = decision.state
     extra = dict(row.get("extra") or {}) | (extra or {})
     extra.pop("state", None)
-    if not queries.update_request(conn, request_id, row["version"], rows.request_columns(state, extra), now=now):
+    columns = rows.request_columns(state, extra)
+    changed = {name: value for name, value in columns.items() if row.get(name) != value}
+    if not queries.update_request(conn, request_id, row["version"], changed, now=now):
         raise Conflict(f"borrowing request {request_id} changed under us")
     if decision.rota_changed:
         rows.replace_rota(conn, request_id, state, ctx.policy)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +83,13 @@ def _dict(row: Any) -> Row:
     return dict(row._mapping)
 
 
+@cache
+def _insert_of(table: Any) -> Any:
+    # Parameters go with execute(), not .values(): the statement (and its compiled form) is
+    # built once, instead of constructing a bind parameter per column per call.
+    return insert(table)
+
+
 def _insert_many(conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     """One executemany per distinct set of keys (usually one), so that column defaults apply
     to the keys a row leaves out."""
@@ -89,10 +97,7 @@ def _insert_many(conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]]
     for row in rows:
         groups.setdefault(frozenset(row), []).append(row)
     for group in groups.values():
-        if len(group) == 1:
-            conn.execute(insert(table).values(dict(group[0])))
-        else:
-            conn.execute(insert(table), [dict(r) for r in group])
+        conn.execute(_insert_of(table), dict(group[0]) if len(group) == 1 else [dict(r) for r in group])
 
 
 def _check_values(values: Mapping[str, Any]) -> None:
@@ -117,9 +122,7 @@ def insert_request(
     1, 2, 3... in the given order. Two round trips (one with no rota).
     """
     _check_values(values)
-    result = conn.execute(
-        insert(_req).values({**values, "created_at": now, "updated_at": now, "version": 1})
-    )
+    result = conn.execute(_insert_of(_req), {**values, "created_at": now, "updated_at": now, "version": 1})
     request_id = int(result.inserted_primary_key[0])
     if rota:
         insert_rota_entries(conn, request_id, rota)
@@ -181,12 +184,20 @@ def update_request(
     decide again. On success the row's version is `version + 1`.
     """
     _check_values(values)
-    result = conn.execute(
-        update(_req)
-        .where(_req.c.id == request_id, _req.c.version == version)
-        .values({**values, "version": _req.c.version + 1, "updated_at": now})
-    )
+    params = {**values, "updated_at": now}
+    result = conn.execute(_update_request_stmt(tuple(sorted(params))),
+                          {**{"v_" + k: v for k, v in params.items()}, "_id": request_id, "_version": version})
     return result.rowcount == 1
+
+
+@cache
+def _update_request_stmt(columns: tuple[str, ...]) -> Any:
+    """A version-checked UPDATE for this set of columns, built once per set."""
+    return (
+        update(_req)
+        .where(_req.c.id == bindparam("_id"), _req.c.version == bindparam("_version"))
+        .values({**{name: bindparam("v_" + name) for name in columns}, "version": _req.c.version + 1})
+    )
 
 
 def update_rota_entry(conn: Connection, entry_id: int, values: Mapping[str, Any]) -> bool:
@@ -254,10 +265,13 @@ def find_raw_message(conn: Connection, key: MessageKey) -> Row | None:
     values = key.as_values()
     if any(v is None for v in values.values()):
         return None
-    row = conn.execute(
-        select(_raw).where(*(_raw.c[name] == value for name, value in values.items()))
-    ).first()
+    row = conn.execute(_FIND_RAW, values).first()
     return None if row is None else _dict(row)
+
+
+_FIND_RAW = select(_raw).where(*(_raw.c[name] == bindparam(name) for name in (
+    "direction", "partner_agency", "kind", "requesting_agency", "requesting_agency_request_id",
+    "message_timestamp", "body_sha256")))
 
 
 def _raw_values(key: MessageKey, body: bytes, received_at: datetime,
@@ -272,7 +286,7 @@ def insert_raw_message(conn: Connection, key: MessageKey, body: bytes, *, receiv
                        confirmation: bytes | None = None) -> int:
     """Store a message verbatim; return its id. A duplicate key raises `IntegrityError` (in a
     savepoint, roll back just that savepoint)."""
-    result = conn.execute(insert(_raw).values(_raw_values(key, body, received_at, confirmation)))
+    result = conn.execute(_insert_of(_raw), _raw_values(key, body, received_at, confirmation))
     return int(result.inserted_primary_key[0])
 
 
@@ -292,7 +306,12 @@ def insert_raw_message_if_new(conn: Connection, key: MessageKey, body: bytes, *,
 
 
 def set_raw_confirmation(conn: Connection, raw_message_id: int, confirmation: bytes) -> None:
-    conn.execute(update(_raw).where(_raw.c.id == raw_message_id).values(confirmation=confirmation))
+    conn.execute(_SET_CONFIRMATION, {"_id": raw_message_id, "confirmation": confirmation})
+
+
+_SET_CONFIRMATION = (
+    update(_raw).where(_raw.c.id == bindparam("_id")).values(confirmation=bindparam("confirmation"))
+)
 
 
 # --- outbox -------------------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+"""Pure core of the lending side (we are the supplying agency): statuses, transition table,
+state machine, expiry calendar. No I/O, no DB, no clock. Names are prefixed where the borrowing
+core has the same idea, so both can be exported from `gateway.core` side by side."""
+
+from ..errors import IllegalTransition, InvalidInput
+from .events import (
+    AddNote, AnswerCancel, AnswerRenew, CheckIn, ClearFlag, CompleteCopy, CompleteWithoutReturn, ExpectToSupply,
+    IncomingRequest, LendingEvent, MarkOverdue, MarkUnfilled, MessageUndelivered, OfferConditions, OfferRetry,
+    Recall, RequesterMessage, SendMessage, Ship, Tick, WillSupply, conditions_answer,
+)
+from .machine import decide_lending, next_lending_deadline
+from .policy import DEFAULT_LENDING_POLICY, LendingPolicy, expires_at
+from .state import (
+    Costs, LendingAttention, LendingDecision, LendingDetails, LendingHistoryEntry, LendingState,
+    OutgoingSupplierMessage, Pending,
+)
+from .statuses import LendingStatus
+from .transitions import (
+    LENDING_TABLE, WHILE_PENDING, LendingOutcome, allowed_lending_actions, render_lending_markdown,
+)
+
+__all__ = [
+    "decide_lending", "next_lending_deadline", "expires_at", "allowed_lending_actions", "render_lending_markdown",
+    "LENDING_TABLE", "WHILE_PENDING", "LendingOutcome", "LendingStatus", "LendingState", "LendingDetails",
+    "LendingDecision", "LendingHistoryEntry", "OutgoingSupplierMessage", "LendingAttention", "Pending", "Costs",
+    "LendingPolicy", "DEFAULT_LENDING_POLICY", "IllegalTransition", "InvalidInput",
+    "LendingEvent", "RequesterMessage", "IncomingRequest", "MessageUndelivered", "Tick", "AddNote", "SendMessage",
+    "ExpectToSupply", "WillSupply", "OfferConditions", "Ship", "CompleteCopy", "MarkUnfilled", "OfferRetry",
+    "AnswerCancel", "AnswerRenew", "MarkOverdue", "Recall", "CheckIn", "CompleteWithoutReturn", "ClearFlag",
+    "conditions_answer",
+]

@@ -1,0 +1,293 @@
+"""Inputs of the lending state machine: the borrower's messages, staff actions, system events.
+
+Every event carries its time (timezone-aware; the core has no clock) and maps to one event key
+of the transition table (`transitions.py`). Borrower keys are ISO codes (an action, a request
+type); staff keys are snake_case. `AddNote`, `SendMessage` and `Tick` are the borrowing core's
+own events: they mean the same on both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from gateway.messages.codes import Action, ReasonForMessage, RequestType, Status, YesNo
+
+from ..errors import InvalidInput
+from ..events import AddNote, SendMessage, StaffEvent, Tick
+from .state import Costs, LendingAttention, LendingDetails
+
+__all__ = [
+    "RequesterMessage", "IncomingRequest", "AddNote", "SendMessage", "Tick", "MessageUndelivered",
+    "ExpectToSupply", "WillSupply", "OfferConditions", "Ship", "CompleteCopy", "MarkUnfilled", "OfferRetry",
+    "AnswerCancel", "AnswerRenew", "MarkOverdue", "Recall", "CheckIn", "CompleteWithoutReturn", "ClearFlag",
+    "conditions_answer",
+]
+
+
+def _aware(value: datetime | None, name: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise InvalidInput(name, "must be a timezone-aware datetime")
+
+
+# --- the borrower (requesting agency) ------------------------------------------------------
+
+# Alma answers loan conditions with a free-text Notification containing ACCEPT or REJECT
+# (PEERS §1.6); ReShare with fixed markers in the note (PEERS §2).
+_ACCEPT = re.compile(r"(?<![a-z])accept(?:ed|s)?(?![a-z])|#ReShareLoanConditionAgreeResponse#", re.I)
+_REJECT = re.compile(r"(?<![a-z])reject(?:ed|s)?(?![a-z])|#ReShareLoanConditionRejectResponse#", re.I)
+
+
+def conditions_answer(note: str | None) -> str | None:
+    """"ACCEPT", "REJECT" or None (neither, or both: then a person has to read it).
+
+    Case-insensitive and tolerant of punctuation around the word ("Accept.", "*REJECT*",
+    "accepted!"); a longer word does not count ("acceptable", "unaccepted")."""
+    if not note:
+        return None
+    accept, reject = bool(_ACCEPT.search(note)), bool(_REJECT.search(note))
+    if accept == reject:
+        return None
+    return "ACCEPT" if accept else "REJECT"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequesterMessage:
+    """An incoming requestingAgencyMessage, reduced to what the state machine needs."""
+
+    partner: str  # requesting agency "TYPE:VALUE"
+    action: Action
+    note: str | None = None
+    received_at: datetime
+
+    def __post_init__(self) -> None:
+        _aware(self.received_at, "received_at")
+
+    @property
+    def at(self) -> datetime:
+        return self.received_at
+
+    @property
+    def key(self) -> str:
+        if self.action is Action.Notification:
+            answer = conditions_answer(self.note)
+            return f"Notification:{answer}" if answer else "Notification"
+        return self.action.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class IncomingRequest:
+    """An incoming ISO `request`. Type New starts a lending request (`decide_lending(None, ...)`);
+    Retry answers our RetryPossible with (possibly) changed fields; Reminder nudges us."""
+
+    partner: str
+    details: LendingDetails
+    received_at: datetime
+    request_type: RequestType = RequestType.New
+
+    def __post_init__(self) -> None:
+        _aware(self.received_at, "received_at")
+
+    @property
+    def at(self) -> datetime:
+        return self.received_at
+
+    @property
+    def key(self) -> str:
+        return "request" if self.request_type is RequestType.New else self.request_type.value
+
+
+# --- staff actions (StaffEvent: at, by) --------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectToSupply(StaffEvent):
+    key: ClassVar[str] = "expect_to_supply"
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WillSupply(StaffEvent):
+    """Will supply; from CONDITIONAL it withdraws the conditions."""
+
+    key: ClassVar[str] = "will_supply"
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferConditions(StaffEvent):
+    """Supply on conditions (loanCondition) and/or at a cost (offeredCosts); then wait for the
+    borrower. Sent with status WillSupply, or ExpectToSupply."""
+
+    key: ClassVar[str] = "conditional"
+    loan_conditions: tuple[str, ...] = ()
+    offered_costs: Costs = ()
+    status: Status = Status.WillSupply
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.loan_conditions or self.offered_costs):
+            raise InvalidInput("loan_conditions", "give loan conditions or offered costs")
+        if self.status not in (Status.WillSupply, Status.ExpectToSupply):
+            raise InvalidInput("status", "conditions go with WillSupply or ExpectToSupply")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ship(StaffEvent):
+    """The loan leaves: Loaned with its due date, item ids and delivery costs."""
+
+    key: ClassVar[str] = "ship"
+    due_date: datetime
+    item_ids: tuple[str, ...] = ()
+    delivery_costs: Costs = ()
+    sent_via: str | None = None
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _aware(self.due_date, "due_date")
+        if self.due_date <= self.at:
+            raise InvalidInput("due_date", "must be after the shipping time")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteCopy(StaffEvent):
+    """The copy was delivered: CopyCompleted with its URL / delivery details."""
+
+    key: ClassVar[str] = "copy_completed"
+    url: str | None = None
+    item_ids: tuple[str, ...] = ()
+    delivery_costs: Costs = ()
+    sent_via: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkUnfilled(StaffEvent):
+    key: ClassVar[str] = "unfilled"
+    reason_unfilled: str | None = None  # open list ReasonUnfilled: NotHeld, NotOnShelf, ...
+    note: str | None = None  # Alma lenders start it with DUPLICATE for duplicate requests
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferRetry(StaffEvent):
+    """RetryPossible: the borrower may send the request again (type Retry) with changes."""
+
+    key: ClassVar[str] = "retry_possible"
+    reason_retry: str  # open list ReasonRetry: OnLoan, NotFoundAsCited, CostExceedsMaxCost, ...
+    retry_after: datetime | None = None
+    retry_before: datetime | None = None
+    loan_conditions: tuple[str, ...] = ()
+    offered_costs: Costs = ()
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.reason_retry or "").strip():
+            raise InvalidInput("reason_retry", "is required")
+        _aware(self.retry_after, "retry_after")
+        _aware(self.retry_before, "retry_before")
+        if self.retry_after and self.retry_before and self.retry_before < self.retry_after:
+            raise InvalidInput("retry_before", "must not be before retry_after")
+
+
+def _answer_key(name: str, answer: YesNo) -> str:
+    return f"{name}:{answer.value}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerCancel(StaffEvent):
+    """Y: CancelResponse Cancelled Y, the request ends CANCELLED. N: CancelResponse with the
+    current status, N; the request goes on."""
+
+    answer: YesNo
+    note: str | None = None
+
+    @property
+    def key(self) -> str:  # type: ignore[override]
+        return _answer_key("answer_cancel", self.answer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerRenew(StaffEvent):
+    """Y with the new due date: RenewResponse Loaned Y. N: RenewResponse N, due date unchanged."""
+
+    answer: YesNo
+    due_date: datetime | None = None
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _aware(self.due_date, "due_date")
+        if self.answer is YesNo.Y and self.due_date is None:
+            raise InvalidInput("due_date", "is required to grant a renewal")
+
+    @property
+    def key(self) -> str:  # type: ignore[override]
+        return _answer_key("answer_renew", self.answer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkOverdue(StaffEvent):
+    key: ClassVar[str] = "mark_overdue"
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recall(StaffEvent):
+    key: ClassVar[str] = "recall"
+    due_date: datetime | None = None  # the new, earlier due date, if any
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _aware(self.due_date, "due_date")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckIn(StaffEvent):
+    """The loan is back on our shelves: LoanCompleted (after ShippedReturn, or without it)."""
+
+    key: ClassVar[str] = "check_in"
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteWithoutReturn(StaffEvent):
+    """End a loan that will not come back (lost, kept, paid for): CompletedWithoutReturn."""
+
+    key: ClassVar[str] = "complete_without_return"
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClearFlag(StaffEvent):
+    """Staff dealt with a flag no status change clears (lost, reminder, send failed)."""
+
+    key: ClassVar[str] = "acknowledge"
+    flag: LendingAttention
+
+
+# --- system ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageUndelivered:
+    """The outbox gave up on one of our supplyingAgencyMessages (or the borrower refused it)."""
+
+    partner: str
+    at: datetime
+    status: Status | None = None
+    reason: ReasonForMessage | None = None
+
+    key: ClassVar[str] = "message_undelivered"
+
+    def __post_init__(self) -> None:
+        _aware(self.at, "at")
+
+
+LendingStaffEvent = StaffEvent
+LendingEvent = RequesterMessage | IncomingRequest | StaffEvent | Tick | MessageUndelivered
