@@ -17,7 +17,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import Config
+from .core.lending import LendingPolicy
 from .service.borrowing import BorrowingService, utc_now
+from .service.lending import LendingService
 from .service.context import ServiceContext
 from .service.writer import Writer
 from .store.db import make_engine, migrate_async
@@ -33,6 +35,7 @@ class Gateway:
     engine: AsyncEngine
     writer: Writer
     borrowing: BorrowingService
+    lending: LendingService
     clock: Callable[[], datetime] = utc_now
     # Set by the services after a commit that queued outbox rows, so the worker wakes at once.
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -43,9 +46,11 @@ class Gateway:
         engine = make_engine(config.database)
         writer = Writer(engine)
         ctx = ServiceContext.from_config(config)
-        gateway = cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock), clock)
+        lending_policy = lending_policy_of(config)
+        gateway = cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock),
+                      LendingService(writer, ctx, lending_policy, clock), clock)
         interval = float(config.raw.get("gateway", {}).get("tick_seconds", 30))
-        gateway.background.append(Scheduler([gateway.borrowing.tick], interval))
+        gateway.background.append(Scheduler([gateway.borrowing.tick, gateway.lending.tick], interval))
         return gateway
 
     async def start(self) -> None:
@@ -59,6 +64,13 @@ class Gateway:
             await part.close()
         await self.writer.close()
         await self.engine.dispose()
+
+
+def lending_policy_of(config: Config) -> LendingPolicy:
+    raw = config.raw.get("lending", {})
+    days = raw.get("expire_after_days", 3)
+    return LendingPolicy(expire_after_days=None if days in (None, 0) else int(days),
+                         exclude_weekends=bool(raw.get("exclude_weekends", False)))
 
 
 def gateway_of(app: web.Application) -> Gateway:

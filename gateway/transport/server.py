@@ -75,7 +75,7 @@ async def iso18626(request: web.Request) -> web.Response:
             return _refuse(gw, inbound, "header/requestingAgencyAuthentication", problem)
     if inbound.kind == "supplyingAgencyMessage":
         return _xml(await gw.borrowing.receive_supplier_message(inbound, data, warnings))
-    return _refuse(gw, inbound, "header", "this gateway does not lend yet")
+    return _xml(await gw.lending.receive(inbound, data, warnings))
 
 
 async def healthz(request: web.Request) -> web.Response:
