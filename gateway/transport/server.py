@@ -13,6 +13,7 @@ from ..app import Gateway, gateway_of
 from ..config import Partner
 from ..messages import ErrorType, Fault, Inbound, MessageError, answer, decode
 from ..messages.spec import camel
+from ..messages.tolerance import decode_tolerant, profile_repairs
 from ..service.audit import audit_step
 from .auth import AuthFailure, ReplayGuard, check_account, check_transport
 
@@ -37,12 +38,36 @@ def _refuse(gw: Gateway, inbound: Inbound, path: str, text: str) -> web.Response
     return _xml(answer(inbound, gw.clock(), faults=[fault]))
 
 
+def _sender(inbound: Inbound) -> str | None:
+    field = SENDER_FIELD.get(inbound.kind)
+    return str(getattr(inbound.message.header, field)) if field else None
+
+
 async def _decode(gw: Gateway, data: bytes) -> tuple[Inbound | None, bytes | None, tuple[str, ...]]:
-    """(inbound, None, warnings) or (None, error confirmation, ())."""
+    """(inbound, None, warnings) or (None, error confirmation, ()).
+
+    Strict first. A message that fails is read leniently only to learn who sent it; it is
+    accepted if that partner's tolerance profile allows every repair it needed (each becomes a
+    conformance warning on the record). A partner's configured version overrides ill:version.
+    """
     try:
-        return decode(data), None, ()
+        inbound, warnings = decode(data), ()
     except MessageError as exc:
-        return None, answer(exc, gw.clock(), data=data), ()
+        try:
+            tolerated = decode_tolerant(data, "lenient")
+        except MessageError:
+            return None, answer(exc, gw.clock(), data=data), ()
+        partner = gw.ctx.partners.get(_sender(tolerated.inbound) or "")
+        if partner is None or not set(tolerated.repairs) <= profile_repairs(partner.profile):
+            return None, answer(exc, gw.clock(), data=data), ()
+        inbound, warnings = tolerated.inbound, tuple(tolerated.warnings)
+    partner = gw.ctx.partners.get(_sender(inbound) or "")
+    if partner is not None and inbound.version is not partner.version and not warnings:
+        try:
+            inbound = decode(data, version=partner.version)
+        except MessageError as exc:
+            return None, answer(exc, gw.clock(), data=data), ()
+    return inbound, None, warnings
 
 
 async def iso18626(request: web.Request) -> web.Response:
