@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .config import Config
 from .core.lending import LendingPolicy
 from .service.borrowing import BorrowingService, utc_now
-from .service.lending import LendingService
+from .service.lending import LendingService, outbox_outcome_step
 from .service.context import ServiceContext
 from .service.writer import Writer
 from .store.db import make_engine, migrate_async
+from .transport.outbox import OutboxWorker
 from .transport.scheduler import Scheduler
 
 GATEWAY = web.AppKey("gateway", object)
@@ -47,9 +48,17 @@ class Gateway:
         writer = Writer(engine)
         ctx = ServiceContext.from_config(config)
         lending_policy = lending_policy_of(config)
-        gateway = cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock),
-                      LendingService(writer, ctx, lending_policy, clock), clock)
-        interval = float(config.raw.get("gateway", {}).get("tick_seconds", 30))
+        wakeup = asyncio.Event()
+        gateway = cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock, wakeup.set),
+                      LendingService(writer, ctx, lending_policy, clock, wakeup.set), clock, wakeup)
+        raw = config.raw.get("gateway", {})
+        gateway.background.append(OutboxWorker(
+            gateway, on_lending_outcome=outbox_outcome_step(ctx, lending_policy),
+            max_attempts=int(raw.get("outbox_max_attempts", 8)),
+            base_delay=float(raw.get("outbox_base_delay_seconds", 1.0)),
+            max_delay=float(raw.get("outbox_max_delay_seconds", 600.0)),
+        ))
+        interval = float(raw.get("tick_seconds", 30))
         gateway.background.append(Scheduler([gateway.borrowing.tick, gateway.lending.tick], interval))
         return gateway
 
@@ -79,12 +88,14 @@ def gateway_of(app: web.Application) -> Gateway:
 
 def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Application:
     """The aiohttp application of a gateway; start-up and clean-up run the gateway's parts."""
+    from .api.routes import add_routes as add_api_routes
     from .transport.server import DEFAULT_BODY_LIMIT, add_routes
 
     limit = body_limit or int(gateway.config.raw.get("gateway", {}).get("body_limit", DEFAULT_BODY_LIMIT))
     app = web.Application(client_max_size=limit)
     app[GATEWAY] = gateway
     add_routes(app)
+    add_api_routes(app)
 
     async def lifecycle(app: web.Application):
         await gateway.start()

@@ -272,15 +272,22 @@ def _apply_supplier_message(conn: Connection, ctx: ServiceContext, message: mode
 class BorrowingService:
     """Async entry points; every write goes through the shared group-commit writer."""
 
-    def __init__(self, writer: Writer, ctx: ServiceContext, clock: Clock = utc_now):
-        self.writer, self.ctx, self.clock = writer, ctx, clock
+    def __init__(self, writer: Writer, ctx: ServiceContext, clock: Clock = utc_now,
+                 notify: Callable[[], None] = lambda: None):
+        # notify: called after a commit that queued outbox rows, so the worker wakes at once
+        self.writer, self.ctx, self.clock, self.notify = writer, ctx, clock, notify
+
+    def _queued(self, result: StepResult) -> StepResult:
+        if result.decision.outgoing:
+            self.notify()
+        return result
 
     async def create(self, details: RequestDetails, partners: tuple[str, ...] | None = None,
                      actor: str = "staff") -> StepResult:
-        return await self.writer.run(create_step(self.ctx, details, partners, actor, self.clock()))
+        return self._queued(await self.writer.run(create_step(self.ctx, details, partners, actor, self.clock())))
 
     async def apply(self, request_id: int, event: Any) -> StepResult:
-        return await self.writer.run(event_step(self.ctx, request_id, event, self.clock()))
+        return self._queued(await self.writer.run(event_step(self.ctx, request_id, event, self.clock())))
 
     async def receive_supplier_message(self, inbound: Inbound, body: bytes, warnings: tuple[str, ...] = ()) -> bytes:
         return await self.writer.run(supplier_message_step(self.ctx, inbound, body, self.clock(), warnings))
@@ -306,7 +313,7 @@ class BorrowingService:
         now = self.clock()
         due = await self.writer.run(lambda conn: rows.due_request_ids(conn, now))
         for request_id in due:
-            await self.writer.run(event_step(self.ctx, request_id, Tick(now=now), now))
+            self._queued(await self.writer.run(event_step(self.ctx, request_id, Tick(now=now), now)))
         return due
 
 

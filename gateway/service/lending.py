@@ -15,16 +15,17 @@ from sqlalchemy import Connection, bindparam, select
 from ..core import IllegalTransition, InvalidInput
 from ..core.lending import (
     DEFAULT_LENDING_POLICY, IncomingRequest, LendingDecision, LendingDetails, LendingPolicy, LendingState,
-    RequesterMessage, Tick, decide_lending, next_lending_deadline,
+    MessageUndelivered, RequesterMessage, Tick, decide_lending, next_lending_deadline,
 )
-from ..messages import ErrorType, Fault, Inbound, answer, model
+from ..messages import ErrorType, Fault, Inbound, answer, encode, model
+from ..messages.peers import alma_messages
 from ..messages.codec import format_datetime
 from ..messages.codes import RequestType
 from ..store import queries
 from ..store.models import general_messages_t, lending_requests_t, notes_t
 from .borrowing import Clock, NotFound, utc_now
 from .context import ServiceContext
-from .lending_outgoing import encode_supplying_message
+from .lending_outgoing import build_supplying_message
 from .snapshot import from_json, to_json
 from .writer import Conflict, Writer
 
@@ -129,10 +130,13 @@ def _write(conn: Connection, ctx: ServiceContext, policy: LendingPolicy, lending
     their_ref = row["requesting_agency_request_id"] if row else None
     for out in decision.outgoing:
         partner = ctx.partner(out.partner)
-        body = encode_supplying_message(out, state, ours=ctx.agency, their_request_id=their_ref,
-                                        our_request_id=our_request_id(lending_id), now=now, version=partner.version)
-        queries.insert_outbox(conn, partner_agency=out.partner, partner_url=partner.url,
-                              kind="supplyingAgencyMessage", body=body, now=now, lending_id=lending_id)
+        message = build_supplying_message(out, state, ours=ctx.agency, their_request_id=their_ref,
+                                          our_request_id=our_request_id(lending_id), now=now, version=partner.version)
+        # Alma reads conditions and costs only from Notification notes (PEERS §1).
+        for each in alma_messages(message) if partner.profile == "alma" else [message]:
+            queries.insert_outbox(conn, partner_agency=out.partner, partner_url=partner.url,
+                                  kind="supplyingAgencyMessage", body=encode(each, partner.version), now=now,
+                                  lending_id=lending_id)
 
 
 def _refuse(kind: str, path: str, text: str) -> list[Fault]:
@@ -254,20 +258,48 @@ def _due_ids(conn: Connection, now: datetime) -> list[int]:
     return [i for i, extra in rows if (extra or {}).get("deadline") and datetime.fromisoformat(extra["deadline"]) <= now]
 
 
+def outbox_outcome_step(ctx: ServiceContext, policy: LendingPolicy):
+    """The outbox worker's hook for our supplyingAgencyMessages: a refused or undeliverable one
+    flags the lending request (runs inside the worker's recording step)."""
+
+    def hook(conn: Connection, row: dict[str, Any], verdict: str, outcome: Any, now: datetime) -> None:
+        if verdict not in ("refused", "failed"):
+            return
+        message = decode_stored(row["body"])
+        event = MessageUndelivered(partner=row["partner_agency"], at=now, status=message.status_info.status,
+                                   reason=message.message_info.reason_for_message)
+        lending_event_step(ctx, policy, row["lending_id"], event, now)(conn)
+
+    return hook
+
+
+def decode_stored(body: bytes) -> model.SupplyingAgencyMessage:
+    from ..messages import decode
+
+    return decode(body).message
+
+
 class LendingService:
     def __init__(self, writer: Writer, ctx: ServiceContext, policy: LendingPolicy = DEFAULT_LENDING_POLICY,
-                 clock: Clock = utc_now):
-        self.writer, self.ctx, self.policy, self.clock = writer, ctx, policy, clock
+                 clock: Clock = utc_now, notify: Callable[[], None] = lambda: None):
+        self.writer, self.ctx, self.policy, self.clock, self.notify = writer, ctx, policy, clock, notify
 
     async def receive(self, inbound: Inbound, body: bytes, warnings: tuple[str, ...] = ()) -> bytes:
-        return await self.writer.run(inbound_step(self.ctx, self.policy, inbound, body, self.clock(), warnings))
+        reply = await self.writer.run(inbound_step(self.ctx, self.policy, inbound, body, self.clock(), warnings))
+        self.notify()  # a StatusRequest or a borrower's Cancel may have queued an answer
+        return reply
 
     async def apply(self, lending_id: int, event: Any) -> LendingResult:
-        return await self.writer.run(lending_event_step(self.ctx, self.policy, lending_id, event, self.clock()))
+        result = await self.writer.run(lending_event_step(self.ctx, self.policy, lending_id, event, self.clock()))
+        if result.decision.outgoing:
+            self.notify()
+        return result
 
     async def tick(self) -> list[int]:
         now = self.clock()
         due = await self.writer.run(lambda conn: _due_ids(conn, now))
         for lending_id in due:
             await self.writer.run(lending_event_step(self.ctx, self.policy, lending_id, Tick(now=now), now))
+        if due:
+            self.notify()
         return due
