@@ -160,7 +160,8 @@ def decode_tree(root: etree._Element, *, version: Version | None = None, limits:
     for candidate in candidates:
         schema = schema_for(candidate)
         if schema.validate(root):
-            return Inbound(read_message(root, candidate), kind, candidate, attribute, root)
+            message = read_message(root, candidate, body=_body(root), kind=kind)
+            return Inbound(message, kind, candidate, attribute, root)
         if errors is None:
             errors = (candidate, schema.error_log)
     failed_version, log = errors  # type: ignore[misc]

@@ -6,8 +6,9 @@ from typing import Any
 
 from lxml import etree
 
-from .codec import to_tree
+from .codec import to_text, xml_char_error
 from .codes import Version
+from .inbound import _PARSER
 from .schemas import schema_for
 
 
@@ -16,10 +17,21 @@ class InvalidOutboundMessage(ValueError):
 
 
 def encode(message: Any, version: Version, *, validate: bool = True) -> bytes:
-    root = to_tree(message, version)
-    if validate:
-        schema = schema_for(version)
-        if not schema.validate(root):
-            first = schema.error_log[0]
-            raise InvalidOutboundMessage(f"{message.KIND} ({version.label}): {first.path}: {first.message}")
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    """The bytes to send. With `validate`, exactly these bytes are parsed and schema-checked."""
+    where = f"{message.KIND} ({version.label})"
+    text = to_text(message, version)
+    if not validate:
+        problem = xml_char_error(text)
+        if problem:
+            raise InvalidOutboundMessage(f"{where}: {problem}")
+        return text.encode("utf-8")
+    try:
+        data = text.encode("utf-8")
+        root = etree.fromstring(data, _PARSER)  # refuses characters XML 1.0 forbids, too
+    except (UnicodeEncodeError, etree.XMLSyntaxError) as exc:  # lone surrogates; bad characters
+        raise InvalidOutboundMessage(f"{where}: {xml_char_error(text) or exc}") from None
+    schema = schema_for(version)
+    if not schema.validate(root):
+        first = schema.error_log[0]
+        raise InvalidOutboundMessage(f"{where}: {first.path}: {first.message}")
+    return data
