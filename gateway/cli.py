@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .mock.cli import register as register_mock_partner
 
     register_mock_partner(sub)
+
+    from .demo import register as register_demo
+
+    register_demo(sub)
     return parser
 
 
