@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import register as register_demo
 
     register_demo(sub)
+
+    from .conformance.cli import register as register_conformance
+
+    register_conformance(sub)
     return parser
 
 
