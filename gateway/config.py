@@ -49,6 +49,12 @@ profile = "strict"
 [[rota_templates]]
 name = "default"
 partners = ["ISIL:MOCK1", "ISIL:MOCK2"]
+
+# A demo staff key for the embedded default only: set your own keys in a config file.
+[[api_keys]]
+key = "demo-staff-key"
+role = "staff"
+name = "demo"
 """
 
 

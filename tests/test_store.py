@@ -142,7 +142,7 @@ async def test_schema_comparison_is_not_vacuous(engine: AsyncEngine) -> None:
 
 async def test_migrate_is_at_head_and_idempotent(engine: AsyncEngine) -> None:
     head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
-    assert head == "0001"
+    assert head == "0002"
     assert await db.current_revision(engine) == head
     await db.migrate_async(engine)  # again: nothing to do
     assert await db.current_revision(engine) == head
@@ -163,7 +163,7 @@ async def test_downgrade_to_base_and_back(engine: AsyncEngine) -> None:
 async def test_sync_migrate_from_url(db_url: str) -> None:
     assert await db.current_revision(db_url) is None
     await asyncio.to_thread(db.migrate, db_url)  # sync API, outside an event loop
-    assert await db.current_revision(db_url) == "0001"
+    assert await db.current_revision(db_url) == "0002"
     with pytest.raises(RuntimeError, match="migrate_async"):
         db.migrate(db_url)  # inside the running loop
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.ext.mutable import MutableDict
@@ -82,6 +83,16 @@ class BorrowingRequest(Base):
     """A request we (the requesting agency) send to partners: the seed form, plus the core's state."""
 
     __tablename__ = "borrowing_requests"
+    __table_args__ = (
+        # The staff API's listing (gateway/api/queries.py, migration 0002): a covering index, so
+        # that filters, facets, free text and sort keys are answered from it without reading the
+        # wide rows (each carries the core's state JSON). Built on SQLite only: PostgreSQL compresses
+        # or moves such values out of line (TOAST), and a B-tree entry there is capped at ~2.7 KB,
+        # which long titles would exceed; `WHERE false` makes it an empty partial index on PostgreSQL.
+        Index("ix_borrowing_requests_listing", "status", "active_partner", "format", "needs_attention",
+              "requester", "created_at", "updated_at", "needed_by", "title", "author", "isbn", "issn",
+              "oclc_number", "external_id", postgresql_where=text("false")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # Our requestingAgencyRequestId, or the id given by the system the request came from. Unique.
@@ -180,6 +191,7 @@ class RotaEntry(Base):
         UniqueConstraint("request_id", "agency"),
         Index(None, "request_id", "position"),
         Index(None, "state", "deadline_at"),
+        Index(None, "agency", "request_id"),  # the staff API's "partner anywhere in the rota" filter
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -1,0 +1,109 @@
+"""Small request/response helpers shared by the handlers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from ..app import Gateway, gateway_of
+from .errors import ApiError
+
+T = TypeVar("T")
+MAX_ID = 2**63 - 1
+MAX_OFFSET = 2**31 - 1
+
+
+def gw(request: web.Request) -> Gateway:
+    return gateway_of(request.app)
+
+
+async def read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run a read function of a Connection on the gateway's engine (one hop)."""
+    async with gw(request).engine.connect() as conn:
+        return await conn.run_sync(fn, *args)
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    text = request.match_info[name]
+    if not text.isdigit() or len(text) > 19 or not 0 < int(text) <= MAX_ID:
+        raise ApiError(404, "not_found", f"no such {name}")
+    return int(text)
+
+
+async def json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The body as a JSON object. `optional`: an empty body is {}."""
+    data = await request.read()
+    if not data.strip():
+        if optional:
+            return {}
+        raise ApiError(400, "bad_json", "a JSON object body is required")
+    ctype = request.content_type
+    # No Content-Type at all reads as application/octet-stream in aiohttp: take it as JSON.
+    if ctype not in ("application/json", "application/octet-stream", "") and not ctype.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "the body must be a JSON object")
+    return body
+
+
+def reject_unknown(body: dict[str, Any], allowed: set[str] | frozenset[str], prefix: str = "") -> None:
+    for key in body:
+        if key not in allowed:
+            raise ApiError(422, "invalid_field", "is not a field here", prefix + key)
+
+
+def query_params(request: web.Request, allowed: set[str] | frozenset[str]) -> dict[str, list[str]]:
+    """The query as name -> values; an unknown name is a 422."""
+    params: dict[str, list[str]] = {}
+    for key, value in request.query.items():
+        if key not in allowed:
+            raise ApiError(422, "unknown_parameter", "is not a parameter of this endpoint", key)
+        if "\x00" in value:
+            raise ApiError(422, "invalid_field", "contains characters that are not allowed", key)
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def one(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(422, "invalid_field", "may be given only once", name)
+    return values[0]
+
+
+def int_param(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
+    text = one(params, name)
+    if text is None:
+        return default
+    text = text.strip()
+    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 20:
+        raise ApiError(422, "invalid_field", "must be an integer", name)
+    value = int(text)
+    if not low <= value <= high:
+        raise ApiError(422, "invalid_field", f"must be between {low} and {high}", name)
+    return value
+
+
+def bool_param(params: dict[str, list[str]], name: str) -> bool | None:
+    text = one(params, name)
+    if text is None:
+        return None
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ApiError(422, "invalid_field", "must be true or false", name)
+
+
+def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers)

@@ -1,0 +1,460 @@
+"""Read side of the staff API: the listing (filters, facets, paging, sort) and the all-tabs read.
+
+Plain synchronous functions of a SQLAlchemy `Connection` (the handlers run them with
+`AsyncConnection.run_sync`, so one request is one hop to the database thread; the benchmark
+calls them directly). Nothing here writes.
+
+Facets are counted under the same filters as the listing (all of them); the status facet's
+counts add up to the total. See `list_requests` for how (the benchmark in
+bench/bench_api_listing.py holds it under 100 ms on 100,000 requests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, exists, false, func, literal, null, or_, select, true, union_all
+from sqlalchemy.sql import ColumnElement
+
+from ..core import BorrowingStatus, allowed_actions
+from ..service.borrowing_rows import state_of
+from ..store.models import (
+    attachments_t, borrowing_requests_t as br, general_messages_t, history_t, notes_t, parameters_t,
+    received_items_t, rota_entries_t,
+)
+from .fields import details_json
+
+SORTS = {
+    "created_at": br.c.created_at,
+    "updated_at": br.c.updated_at,
+    "needed_by": br.c.needed_by,
+    "status": br.c.status,
+    "title": br.c.title,
+}
+FACETS = ("status", "active_partner", "needs_attention", "format", "requester")
+TEXT_COLUMNS = (br.c.title, br.c.author, br.c.isbn, br.c.issn, br.c.oclc_number, br.c.external_id)
+
+
+@dataclass
+class Filters:
+    status: list[str] = field(default_factory=list)
+    partner: list[str] = field(default_factory=list)  # in the rota, in any state
+    active_partner: list[str] = field(default_factory=list)
+    requester: list[str] = field(default_factory=list)
+    format: list[str] = field(default_factory=list)
+    needs_attention: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None  # exclusive
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    needed_by_from: date | None = None
+    needed_by_to: date | None = None  # inclusive (a calendar date)
+    q: list[str] = field(default_factory=list)  # words; each must match one text column
+
+    def is_empty(self) -> bool:
+        return not any((self.status, self.partner, self.active_partner, self.requester, self.format, self.q)) and all(
+            v is None for v in (self.needs_attention, self.created_from, self.created_to, self.updated_from,
+                                self.updated_to, self.needed_by_from, self.needed_by_to))
+
+    def clauses(self, dialect: str = "sqlite") -> list[ColumnElement[bool]]:
+        c = br.c
+        where: list[ColumnElement[bool]] = []
+        if self.status:
+            where.append(c.status.in_(self.status))
+        if self.active_partner:
+            where.append(c.active_partner.in_(self.active_partner))
+        if self.requester:
+            where.append(c.requester.in_(self.requester))
+        if self.format:
+            where.append(c.format.in_(self.format))
+        if self.needs_attention is not None:
+            where.append(c.needs_attention == (true() if self.needs_attention else false()))
+        if self.partner:
+            # `id + 0`: test membership while scanning (an index), instead of fetching each
+            # listed id's wide row by primary key; the same result, far fewer page reads.
+            where.append((c.id + 0).in_(
+                select(rota_entries_t.c.request_id).where(rota_entries_t.c.agency.in_(self.partner))))
+        for column, low, high in ((c.created_at, self.created_from, self.created_to),
+                                  (c.updated_at, self.updated_from, self.updated_to)):
+            if low is not None:
+                where.append(column >= low)
+            if high is not None:
+                where.append(column < high)
+        if self.needed_by_from is not None:
+            where.append(c.needed_by >= self.needed_by_from)
+        if self.needed_by_to is not None:
+            where.append(c.needed_by <= self.needed_by_to)
+        for word in self.q:
+            # ESCAPE only when the word needs it (SQLite's LIKE is much faster without one).
+            escape = "\\" if any(ch in word for ch in "%_\\") else None
+            pattern = f"%{_escape(word) if escape else word}%"
+            if dialect == "sqlite":  # LIKE is already case-insensitive there (ASCII, as lower() is)
+                where.append(or_(*(col.like(pattern, escape=escape) for col in TEXT_COLUMNS)))
+            else:
+                where.append(or_(*(col.ilike(pattern, escape=escape) for col in TEXT_COLUMNS)))
+        return where
+
+
+def _escape(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass
+class Page:
+    limit: int = 25
+    offset: int = 0
+    sort: str = "-created_at"
+    facets: bool = True
+    facet_limit: int = 10
+
+
+SUMMARY_COLUMNS = (
+    br.c.id, br.c.external_id, br.c.status, br.c.title, br.c.author, br.c.requester, br.c.requester_name,
+    br.c.active_partner, br.c.needs_attention, br.c.attention_reason, br.c.format, br.c.needed_by,
+    br.c.pickup_location, br.c.due_date, br.c.created_at, br.c.updated_at,
+)
+
+
+def summary_json(row: dict[str, Any]) -> dict[str, Any]:
+    status = row["status"]
+    return {
+        "id": row["id"],
+        "external_id": row["external_id"],
+        "status": status,
+        "status_label": _label(status),
+        "title": row["title"],
+        "author": row["author"],
+        "requester": row["requester"],
+        "requester_name": row["requester_name"],
+        "pickup_location": row["pickup_location"],
+        "format": row["format"],
+        "active_partner": row["active_partner"],
+        "needs_attention": bool(row["needs_attention"]),
+        "attention_reason": row["attention_reason"],
+        "needed_by": _iso(row["needed_by"]),
+        "due_date": _iso(row["due_date"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+def _label(status: str | None) -> str | None:
+    if status is None:
+        return None
+    try:
+        return BorrowingStatus(status).label
+    except ValueError:
+        return status
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def _order(column: Any, descending: bool, id_column: Any) -> list[Any]:
+    order = [column.desc() if descending else column.asc(), id_column.desc() if descending else id_column.asc()]
+    if column.key in ("needed_by", "title"):  # NULLs last either way
+        order.insert(0, case((column.is_(None), 1), else_=0))
+    return order
+
+
+def list_requests(conn: Connection, filters: Filters, page: Page) -> dict[str, Any]:
+    """One page of summaries, the total and the facets.
+
+    Without filters, each part comes straight from an index: the page from the sort key's
+    index, the facets from the listing index (in order, no sort) and the requester index. With
+    filters, the matching rows' few listing columns are gathered once (a MATERIALIZED CTE, read
+    from the covering listing index on SQLite) and the page and all facets are computed from
+    that, in one statement."""
+    descending = page.sort.startswith("-")
+    sort_column = SORTS[page.sort.lstrip("-")]
+    if filters.is_empty():
+        ids = (select(br.c.id).order_by(*_order(sort_column, descending, br.c.id))
+               .limit(page.limit).offset(page.offset))
+        found = list(conn.execute(ids).scalars())
+        facets = _unfiltered_facets(conn, page.facet_limit) if page.facets else None
+        total = sum(f["count"] for f in facets["status"]) if facets else conn.execute(
+            select(func.count()).select_from(br)).scalar_one()
+    else:
+        found, facets, total = _filtered(conn, filters, page, sort_column, descending)
+    rows = {r.id: dict(r._mapping) for r in conn.execute(select(*SUMMARY_COLUMNS).where(br.c.id.in_(found)))} \
+        if found else {}
+    out: dict[str, Any] = {"items": [summary_json(rows[i]) for i in found if i in rows], "total": total,
+                           "limit": page.limit, "offset": page.offset, "sort": page.sort}
+    if facets is not None:
+        out["facets"] = facets
+    return out
+
+
+def _filtered(conn: Connection, filters: Filters, page: Page, sort_column: Any,
+              descending: bool) -> tuple[list[int], dict[str, Any] | None, int]:
+    c = br.c
+    where = filters.clauses(conn.dialect.name)
+    matches = (
+        select(c.id, sort_column.label("k"), c.status, c.active_partner, c.format, c.needs_attention, c.requester)
+        .where(*where).cte("matches")
+        .prefix_with("MATERIALIZED", dialect="sqlite").prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    m = matches.c
+    window = (select(m.id).order_by(*_order(m.k, descending, m.id)).limit(page.limit).offset(page.offset)
+              .subquery("window"))
+    page_rows = select(literal(1).label("part"), window.c.id, null().label("status"), null().label("partner"),
+                       null().label("format"), null().label("attention"), null().label("requester"),
+                       literal(0).label("n"))
+    if page.facets:
+        # part 0: the four low-cardinality facets grouped together (summed per facet below; their
+        # counts add up to the total); part 2: the top requesters.
+        groups = (select(literal(0).label("part"), null().label("id"), m.status, m.active_partner, m.format,
+                         m.needs_attention, null().label("requester"), func.count().label("n"))
+                  .group_by(m.status, m.active_partner, m.format, m.needs_attention))
+        top = (select(m.requester, func.count().label("n")).group_by(m.requester)
+               .order_by(func.count().desc(), m.requester).limit(page.facet_limit).subquery("top"))
+        parts = [page_rows, groups, select(literal(2).label("part"), null().label("id"), null(), null(), null(),
+                                           null(), top.c.requester, top.c.n)]
+    else:
+        parts = [page_rows, select(literal(0).label("part"), null().label("id"), null(), null(), null(), null(),
+                                   null(), func.count().label("n")).select_from(matches)]
+    found: list[int] = []
+    sums: dict[str, dict[Any, int]] = {name: {} for name in FACETS}
+    total = 0
+    for part, rid, status, partner, fmt, attention, requester, n in conn.execute(union_all(*parts)):
+        if part == 1:
+            found.append(rid)
+        elif part == 2:
+            sums["requester"][requester] = n
+        else:
+            total += n
+            for name, value in (("status", status), ("active_partner", partner), ("format", fmt),
+                                ("needs_attention", bool(attention))):
+                sums[name][value] = sums[name].get(value, 0) + n
+    if not page.facets:
+        return found, None, total
+    return found, _facets_json(sums, page.facet_limit), total
+
+
+def _facets_json(sums: dict[str, dict[Any, int]], top: int) -> dict[str, list[dict[str, Any]]]:
+    facets: dict[str, list[dict[str, Any]]] = {}
+    for name in FACETS:
+        entries = sorted(sums[name].items(), key=lambda kv: (-kv[1], kv[0] is None, str(kv[0])))
+        if name == "requester":
+            entries = entries[:top]
+        facets[name] = [{"value": v, "count": n, **({"label": _label(v)} if name == "status" else {})}
+                        for v, n in entries]
+    return facets
+
+
+def _unfiltered_facets(conn: Connection, top: int) -> dict[str, list[dict[str, Any]]]:
+    c = br.c
+    combined = (select(c.status, c.active_partner, c.format, c.needs_attention, func.count())
+                .group_by(c.status, c.active_partner, c.format, c.needs_attention))
+    sums: dict[str, dict[Any, int]] = {name: {} for name in FACETS}
+    for status, partner, fmt, attention, n in conn.execute(combined):
+        for name, value in (("status", status), ("active_partner", partner), ("format", fmt),
+                            ("needs_attention", bool(attention))):
+            sums[name][value] = sums[name].get(value, 0) + n
+    requesters = (select(c.requester, func.count()).group_by(c.requester)
+                  .order_by(func.count().desc(), c.requester).limit(top))
+    sums["requester"] = {r: n for r, n in conn.execute(requesters)}
+    return _facets_json(sums, top)
+
+
+# --- one request, all tabs ----------------------------------------------------------------------
+
+API_ACTIONS = {
+    # core event key -> the API operation that performs it
+    "edit": "edit",
+    "add_note": "add-note",
+    "send_message": "send-message",
+    "acknowledge": "acknowledge",
+    "status_request": "status-request",
+    "move_partner": "move-partner",
+    "add_partner": "add-partner",
+    "remove_partner": "remove-partner",
+    "cancel_partner": "cancel-partner",
+    "locate": "locate",
+    "cancel": "cancel",
+    "accept_conditions": "accept-condition",
+    "reject_conditions": "reject-condition",
+    "retry": "retry",
+    "skip": "skip",
+    "receive": "receive",
+    "loan_to_patron": "loan-to-patron",
+    "return_by_patron": "return-by-patron",
+    "return_to_partner": "return",
+    "renew": "renew",
+    "close": "close",
+}
+
+
+def history_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": _iso(row["at"]),
+        "actor": row["actor"],
+        "event": row["event"],
+        "from_status": row["from_status"],
+        "to_status": row["to_status"],
+        "detail": row["detail"],
+        "raw_message_id": row["raw_message_id"],
+    }
+
+
+def message_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "at": _iso(row["at"]), "direction": row["direction"],
+            "partner": row["partner_agency"], "actor": row["actor"], "text": row["text"],
+            "raw_message_id": row["raw_message_id"]}
+
+
+def note_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "created_at": _iso(row["created_at"]), "actor": row["actor"], "text": row["text"]}
+
+
+def received_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "barcode": row["barcode"], "description": row["description"],
+            "received_at": _iso(row["received_at"]), "due_date": _iso(row["due_date"]),
+            "actor": row["actor"], "note": row["note"]}
+
+
+ATTACHMENT_COLUMNS = (attachments_t.c.id, attachments_t.c.filename, attachments_t.c.media_type,
+                      attachments_t.c.size, attachments_t.c.created_at, attachments_t.c.actor)
+
+
+def attachment_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "filename": row["filename"], "media_type": row["media_type"], "size": row["size"],
+            "created_at": _iso(row["created_at"]), "actor": row["actor"]}
+
+
+def _rows(conn: Connection, stmt: Any) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def load_request_row(conn: Connection, request_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(br).where(br.c.id == request_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def rota_json(row: dict[str, Any], rota_rows: list[dict[str, Any]], partner_names: dict[str, str]) -> list[dict]:
+    state = state_of(row)
+    by_agency = {r["agency"]: r for r in rota_rows}
+    out = []
+    for position, entry in enumerate(state.rota, start=1):
+        stored = by_agency.get(entry.partner, {})
+        out.append({
+            "agency": entry.partner,
+            "name": partner_names.get(entry.partner),
+            "position": position,
+            "state": entry.state.value,
+            "last_status": entry.last_status.value if entry.last_status else None,
+            "reason": entry.reason,
+            "answer": entry.answer.value if entry.answer else None,
+            "sent_at": _iso(entry.sent_at),
+            "confirmed_at": _iso(entry.confirmed_at),
+            "answered_at": _iso(entry.answered_at),
+            "status_requested_at": _iso(entry.status_requested_at),
+            "deadline_at": _iso(stored.get("deadline_at")),
+            "undelivered": entry.undelivered,
+            "loan_conditions": list(entry.loan_conditions),
+            "offered_costs": [{"amount": str(a), "currency": c} for a, c in entry.offered_costs],
+            "retry_after": _iso(entry.retry_after),
+            "retry_before": _iso(entry.retry_before),
+            "supplying_agency_request_id": ((row.get("extra") or {}).get("supplier_request_ids") or {}).get(
+                entry.partner),
+        })
+    return out
+
+
+def request_json(conn: Connection, request_id: int, partner_names: dict[str, str]) -> dict[str, Any] | None:
+    """The request with every tab (the seed's §II), or None."""
+    row = load_request_row(conn, request_id)
+    if row is None:
+        return None
+    state = state_of(row)
+    rota_rows = _rows(conn, select(rota_entries_t).where(rota_entries_t.c.request_id == request_id))
+    history = _rows(conn, select(history_t).where(history_t.c.request_id == request_id).order_by(history_t.c.id))
+    params = _rows(conn, select(parameters_t.c.key, parameters_t.c.value)
+                   .where(parameters_t.c.request_id == request_id).order_by(parameters_t.c.key))
+    messages = _rows(conn, select(general_messages_t).where(general_messages_t.c.request_id == request_id)
+                     .order_by(general_messages_t.c.id))
+    notes = _rows(conn, select(notes_t).where(notes_t.c.request_id == request_id).order_by(notes_t.c.id))
+    received = _rows(conn, select(received_items_t).where(received_items_t.c.request_id == request_id)
+                     .order_by(received_items_t.c.id))
+    attachments = _rows(conn, select(*ATTACHMENT_COLUMNS).where(attachments_t.c.request_id == request_id)
+                        .order_by(attachments_t.c.id))
+    core_actions = allowed_actions(state)
+    return {
+        "id": row["id"],
+        "external_id": row["external_id"],
+        "status": state.status.value,
+        "status_label": state.status.label,
+        "previous_status": state.previous_status.value if state.previous_status else None,
+        "needs_attention": state.needs_attention,
+        "attention": sorted(flag.value for flag in state.flags),
+        "active_partner": row["active_partner"],
+        "service_type": state.details.service_type.value,
+        "due_date": _iso(state.due_date),
+        "item_location": state.location.value,
+        "cancel": None if state.cancel is None else {
+            "by": state.cancel.by, "by_patron": state.cancel.by_patron, "reason": state.cancel.reason,
+            "note": state.cancel.note, "notify_patron": state.cancel.notify_patron},
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "version": row["version"],
+        **details_json(state.details),
+        "allowed_actions": [API_ACTIONS[k] for k in core_actions if k in API_ACTIONS],
+        "rota": rota_json(row, rota_rows, partner_names),
+        "history": [history_json(h) for h in history],
+        "parameters": {p["key"]: p["value"] for p in params},
+        "general_messages": [message_json(m) for m in messages],
+        "notes": [note_json(n) for n in notes],
+        "received_items": [received_json(r) for r in received],
+        "attachments": [attachment_json(a) for a in attachments],
+    }
+
+
+def exists_request(conn: Connection, request_id: int) -> bool:
+    return conn.execute(select(exists().where(br.c.id == request_id))).scalar_one()
+
+
+def tab(conn: Connection, request_id: int, name: str) -> Any:
+    """One tab of a request (None if there is no such request)."""
+    if not exists_request(conn, request_id):
+        return None
+    if name == "history":
+        return [history_json(h) for h in _rows(conn, select(history_t).where(
+            history_t.c.request_id == request_id).order_by(history_t.c.id))]
+    if name == "messages":
+        return [message_json(m) for m in _rows(conn, select(general_messages_t).where(
+            general_messages_t.c.request_id == request_id).order_by(general_messages_t.c.id))]
+    if name == "notes":
+        return [note_json(n) for n in _rows(conn, select(notes_t).where(
+            notes_t.c.request_id == request_id).order_by(notes_t.c.id))]
+    if name == "received_items":
+        return [received_json(r) for r in _rows(conn, select(received_items_t).where(
+            received_items_t.c.request_id == request_id).order_by(received_items_t.c.id))]
+    if name == "attachments":
+        return [attachment_json(a) for a in _rows(conn, select(*ATTACHMENT_COLUMNS).where(
+            attachments_t.c.request_id == request_id).order_by(attachments_t.c.id))]
+    if name == "parameters":
+        return {p["key"]: p["value"] for p in _rows(conn, select(parameters_t.c.key, parameters_t.c.value).where(
+            parameters_t.c.request_id == request_id).order_by(parameters_t.c.key))}
+    raise KeyError(name)
+
+
+def attachment(conn: Connection, request_id: int, attachment_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(attachments_t).where(
+        attachments_t.c.id == attachment_id, attachments_t.c.request_id == request_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+# --- events (history in id order) --------------------------------------------------------------
+
+
+def events(conn: Connection, since: int, limit: int) -> list[dict[str, Any]]:
+    stmt = select(history_t).where(history_t.c.id > since).order_by(history_t.c.id).limit(limit)
+    return [{**history_json(r), "request_id": r["request_id"], "lending_id": r["lending_id"]}
+            for r in _rows(conn, stmt)]
+
