@@ -1,0 +1,372 @@
+"""Inbound supplyingAgencyMessage throughput and latency, end to end over loopback.
+
+Two servers, measured in the same run with the same load generator:
+  floor    an aiohttp handler that parses + validates the bytes and returns a fixed confirmation;
+  gateway  the real gateway: parse, validate, apply to a borrowing request (state, raw message,
+           history, general message), commit, then confirm.
+Each server runs in its own process; this process generates the load with CONCURRENCY clients.
+
+The traffic is a partner working through its requests: for each borrowing request (preloaded in
+REQUEST_SENT, its `request` confirmed by the partner) one message of each kind in MIX, in order,
+so two of three messages are real status changes. Requests are taken in waves of WAVE, so the
+messages of one request are never in flight at the same time. Every body is sent once: when they
+run out before the time is up, the run ends there (the table says so).
+
+After the gateway has stopped, the database is checked against what the clients saw confirmed:
+one raw message, one history entry per confirmed message, one general message per confirmed
+Notification, and the requests' statuses (durability: nothing confirmed is missing).
+
+    python bench/bench_inbound.py [--seconds 8] [--concurrency 16] [--db sqlite|postgresql|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.messages import Version, encode, model  # noqa: E402
+from gateway.messages.codes import ReasonForMessage, Status  # noqa: E402
+
+OURS, PARTNER = "ISIL:US-BENCH", "ISIL:DK-BENCH"
+PG_URL = os.environ.get("GATEWAY_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+WAVE = 256  # requests per wave: far more than the clients, so one request's messages never overlap
+DUE = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    reason: ReasonForMessage
+    status: Status
+    to_status: str  # the request's status once this message has applied
+    note: bool = False
+    due: bool = False
+
+
+MIX = (
+    Kind("WillSupply", ReasonForMessage.RequestResponse, Status.WillSupply, "WILL_SUPPLY"),
+    Kind("Notification", ReasonForMessage.Notification, Status.WillSupply, "WILL_SUPPLY", note=True),
+    Kind("Loaned", ReasonForMessage.StatusChange, Status.Loaned, "SHIPPED_PHYSICALLY", due=True),
+)
+MIX_TEXT = ("per request, in order: WillSupply (RequestResponse, REQUEST_SENT -> WILL_SUPPLY), "
+            "Notification with a note (no status change, a general message), "
+            "Loaned (StatusChange with dueDate, WILL_SUPPLY -> SHIPPED_PHYSICALLY)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def message(kind: Kind, ref: str, n: int) -> bytes:
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=n)
+    return encode(model.SupplyingAgencyMessage(
+        header=model.SupplyingAgencyMessageHeader(
+            supplying_agency_id=model.AgencyId.parse(PARTNER), requesting_agency_id=model.AgencyId.parse(OURS),
+            timestamp=when, requesting_agency_request_id=ref, supplying_agency_request_id="L-" + ref),
+        message_info=model.MessageInfo(
+            reason_for_message=kind.reason,
+            note=f"Shelf check done, item {n} is being prepared for shipping." if kind.note else None),
+        status_info=model.StatusInfo(status=kind.status, last_change=when, due_date=DUE if kind.due else None),
+    ), Version.V2017)
+
+
+def traffic(refs: list[str]) -> list[tuple[Kind, bytes]]:
+    """Every message for every request: wave by wave, each kind of MIX for the whole wave."""
+    bodies, n = [], 0
+    for start in range(0, len(refs), WAVE):
+        for kind in MIX:
+            for ref in refs[start:start + WAVE]:
+                n += 1
+                bodies.append((kind, message(kind, ref, n)))
+    return bodies
+
+
+# --- servers (run in a child process) -------------------------------------------------------------
+
+def serve_floor(port: int) -> None:
+    from aiohttp import web
+    from lxml import etree
+
+    from gateway.messages.inbound import _PARSER
+    from gateway.messages.schemas import schema_for
+
+    schema = schema_for(Version.V2017)
+    fixed = b"<ok/>"
+
+    async def handle(request: web.Request) -> web.Response:
+        root = etree.fromstring(await request.read(), _PARSER)
+        schema.validate(root)
+        return web.Response(body=fixed, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_post("/iso18626", handle)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def gateway_config(db: str):
+    from gateway.config import parse_config
+
+    return parse_config({
+        "gateway": {"agency": OURS, "database": db, "tick_seconds": 3600},
+        "partners": [{"agency": PARTNER, "url": "http://127.0.0.1:9/none"}],
+    }, env={})
+
+
+async def preload(db: str, requests: int, refs_file: str) -> None:
+    """Borrowing requests in REQUEST_SENT whose `request` the partner has confirmed, written
+    through the service (many at a time, so the writer groups them) before the server starts."""
+    from sqlalchemy import select, update
+
+    from gateway.app import Gateway
+    from gateway.core import RequestDetails
+    from gateway.store.models import borrowing_requests_t as req
+    from gateway.store.models import outbox_t as out
+
+    gateway = Gateway.create(gateway_config(db))
+    gateway.background = []  # no outbox worker or timers while loading
+    await gateway.start()
+
+    async def one(i: int) -> int:
+        result = await gateway.borrowing.create(
+            RequestDetails(requester=f"patron-{i}", pickup_location="Main", title=f"Book {i}"), (PARTNER,))
+        await gateway.borrowing.request_confirmed(result.request_id, PARTNER)
+        return result.request_id
+
+    started = time.perf_counter()
+    for chunk in range(0, requests, 512):
+        await asyncio.gather(*(one(i) for i in range(chunk, min(requests, chunk + 512))))
+    # The partner confirmed those `request`s: their outbox rows are delivered.
+    now = datetime.now(timezone.utc)
+    await gateway.writer.run(lambda conn: conn.execute(
+        update(out).where(out.c.state == "pending").values(state="delivered", delivered_at=now)))
+    async with gateway.engine.connect() as conn:
+        refs = list((await conn.execute(select(req.c.external_id).order_by(req.c.id))).scalars())
+    await gateway.close()
+    print(f"  preloaded {len(refs)} requests in {time.perf_counter() - started:.1f} s", flush=True)
+    Path(refs_file + ".tmp").write_text("\n".join(refs))
+    os.replace(refs_file + ".tmp", refs_file)
+
+
+def serve_gateway(port: int, db: str, refs_file: str, requests: int) -> None:
+    import logging
+
+    from aiohttp import web
+
+    from gateway.app import Gateway, build_app
+
+    logging.getLogger("aiohttp.access").disabled = True
+    asyncio.run(preload(db, requests, refs_file))
+    app = build_app(Gateway.create(gateway_config(db)))
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# --- load ------------------------------------------------------------------------------------------
+
+async def wait_ready(url: str, proc: subprocess.Popen, ready_file: str | None) -> None:
+    import aiohttp
+
+    deadline = time.time() + 600
+    async with aiohttp.ClientSession() as session:
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited with {proc.returncode}")
+            if ready_file is None or Path(ready_file).exists():
+                try:
+                    async with session.get(url.replace("/iso18626", "/healthz")):
+                        return
+                except aiohttp.ClientError:
+                    pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+class Load:
+    """Sends each body once, from CONCURRENCY clients, until the time is up or the bodies run out."""
+
+    def __init__(self, url: str, bodies: list[tuple[Kind, bytes]], concurrency: int, check_ok: bool):
+        self.url, self.bodies, self.concurrency, self.check_ok = url, bodies, concurrency, check_ok
+        self.next = 0
+        self.confirmed: Counter[str] = Counter()  # by kind, over all phases
+
+    async def run(self, seconds: float) -> tuple[int, list[float], float, bool]:
+        """(messages, latencies, elapsed seconds, ran out of bodies)."""
+        import aiohttp
+
+        latencies: list[float] = []
+        started = time.perf_counter()
+        stop = started + seconds
+        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def client() -> None:
+                while time.perf_counter() < stop and self.next < len(self.bodies):
+                    kind, body = self.bodies[self.next]
+                    self.next += 1
+                    sent = time.perf_counter()
+                    async with session.post(self.url, data=body, headers={"Content-Type": "application/xml"}) as r:
+                        reply = await r.read()
+                    if r.status != 200 or (self.check_ok and b"messageStatus>OK<" not in reply):
+                        raise SystemExit(f"bad reply to {kind.name}: {r.status} {reply[:400]!r}")
+                    latencies.append(time.perf_counter() - sent)
+                    self.confirmed[kind.name] += 1
+
+            await asyncio.gather(*(client() for _ in range(self.concurrency)))
+        elapsed = time.perf_counter() - started
+        return len(latencies), latencies, elapsed, self.next >= len(self.bodies)
+
+
+def run_server(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT)
+
+
+def measure(name: str, server_args: list[str], bodies_for, seconds: float, concurrency: int,
+            ready_file: str | None = None, check_ok: bool = False) -> tuple[dict, Load]:
+    port = free_port()
+    proc = run_server([*server_args, "--port", str(port)])
+    url = f"http://127.0.0.1:{port}/iso18626"
+    try:
+        asyncio.run(wait_ready(url, proc, ready_file))
+        load = Load(url, bodies_for(), concurrency, check_ok)
+        asyncio.run(load.run(1.0))  # warm up (these messages count for the durability check too)
+        count, latencies, elapsed, ran_out = asyncio.run(load.run(seconds))
+    finally:
+        proc.terminate()  # aiohttp's graceful exit: the gateway closes its writer and engine
+        proc.wait(timeout=60)
+    latencies.sort()
+    return {
+        "name": name + (" (ran out of messages)" if ran_out else ""),
+        "throughput": count / elapsed,
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+        "count": count,
+    }, load
+
+
+async def durability(url: str, confirmed: Counter[str]) -> tuple[bool, list[str]]:
+    """Compare the database with what the clients saw confirmed."""
+    from sqlalchemy import func, select
+
+    from gateway.store.db import make_engine
+    from gateway.store.models import borrowing_requests_t as req
+    from gateway.store.models import general_messages_t as gm
+    from gateway.store.models import history_t as hist
+    from gateway.store.models import raw_messages_t as raw
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            async def count(stmt) -> int:
+                return (await conn.execute(stmt)).scalar_one()
+
+            raws = await count(select(func.count()).select_from(raw).where(
+                raw.c.direction == "in", raw.c.kind == "supplyingAgencyMessage"))
+            history = await count(select(func.count()).select_from(hist).where(hist.c.raw_message_id.is_not(None)))
+            notes = await count(select(func.count()).select_from(gm).where(gm.c.direction == "in"))
+            statuses = dict((await conn.execute(select(req.c.status, func.count()).group_by(req.c.status))).all())
+    finally:
+        await engine.dispose()
+    total = sum(confirmed.values())
+    # Each request has had a prefix of MIX confirmed; its status is that of the last one.
+    expected_status: Counter[str] = Counter()
+    for before, after in zip(MIX, MIX[1:] + (None,)):
+        done = confirmed[before.name] - (confirmed[after.name] if after else 0)
+        expected_status[before.to_status] += done
+    checks = [
+        ("raw messages stored", raws, total),
+        ("history entries linked to a message", history, total),
+        ("general messages (Notifications)", notes, confirmed["Notification"]),
+        *((f"requests in {status}", statuses.get(status, 0), n) for status, n in expected_status.items()),
+    ]
+    lines = [f"{'ok ' if got == want else 'BAD'} {what}: {got} (confirmed: {want})" for what, got, want in checks]
+    return all(got == want for _, got, want in checks), lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-rate", type=float, default=6000.0,
+                        help="messages/s the preload provides for (more requests take longer to load)")
+    parser.add_argument("--requests", type=int, help="borrowing requests to preload (default: from --max-rate)")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--serve", choices=["floor", "gateway"])
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--database")
+    parser.add_argument("--refs")
+    args = parser.parse_args()
+    if args.serve == "floor":
+        return serve_floor(args.port)
+    if args.serve == "gateway":
+        return serve_gateway(args.port, args.database, args.refs, args.requests)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-inbound-"))
+    requests = args.requests or math.ceil(args.max_rate * (args.seconds + 1) / len(MIX))
+    print(f"Traffic: {MIX_TEXT}; {requests} requests, {requests * len(MIX)} messages at most.", flush=True)
+
+    def floor_bodies() -> list[tuple[Kind, bytes]]:
+        return traffic([f"BR-FLOOR{i:06d}" for i in range(requests)])
+
+    floor, _ = measure("floor (parse + validate + fixed confirmation)", ["--serve", "floor"], floor_bodies,
+                       args.seconds, args.concurrency)
+    results, checks = [floor], []
+    databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    for db in databases:
+        schema = None
+        if db == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
+        else:
+            schema = f"bench_{random.randrange(10**9)}"
+            import asyncpg  # noqa: F401  (fails fast if missing)
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
+                            f"CREATE SCHEMA {schema}"], check=True)
+            url = f"{PG_URL}?search_path={schema}"
+        refs_file = str(tmp / f"refs-{db}.txt")
+
+        def gateway_bodies(refs_file=refs_file) -> list[tuple[Kind, bytes]]:
+            return traffic(Path(refs_file).read_text().split())
+
+        result, load = measure(f"gateway, {db} (every change committed before its confirmation)",
+                               ["--serve", "gateway", "--database", url, "--refs", refs_file,
+                                "--requests", str(requests)],
+                               gateway_bodies, args.seconds, args.concurrency, ready_file=refs_file, check_ok=True)
+        results.append(result)
+        ok, lines = asyncio.run(durability(url, load.confirmed))
+        checks.append((db, ok, dict(load.confirmed), lines))
+        if schema is not None:
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
+                            f"DROP SCHEMA {schema} CASCADE"], check=False)
+
+    print(f"\nInbound supplyingAgencyMessage, {args.concurrency} concurrent clients, {args.seconds:.0f} s each")
+    print(f"Mix: {MIX_TEXT}.\n")
+    print("| variant | msgs/s | vs floor | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['name']} | {r['throughput']:,.0f} | {r['throughput'] / floor['throughput']:.2f} "
+              f"| {r['p50']:.1f} | {r['p99']:.1f} |")
+    for db, ok, confirmed, lines in checks:
+        print(f"\nDurability, {db}: {'PASS' if ok else 'FAIL'} (confirmed, warm-up included: {confirmed})")
+        for line in lines:
+            print("  " + line)
+    if not all(ok for _, ok, _, _ in checks):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
