@@ -1,8 +1,9 @@
-"""The conformance runner: scenario files, the suites against the mock partner (supplier role) and
-against a real gateway's borrowing side (requester role), failure detection, reports, the CLI.
+"""The conformance runner: scenario files, the suites against the mock partner (supplier role),
+against a real gateway's lending side (supplier role, the runner acting for its staff through the
+lending API) and against its borrowing side (requester role), failure detection, reports, the CLI.
 
 Real servers on loopback throughout: the mock partner in-process (its aiohttp app) and once as a
-subprocess for the CLI, a real Gateway on a tmp SQLite database for the requester role.
+subprocess for the CLI, a real Gateway on a tmp SQLite database for both roles.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from lxml import etree
 
 from gateway.conformance import cli as conformance_cli
 from gateway.conformance.build import Context, Parties, adapt_fixture, expand
-from gateway.conformance.report import FAIL, PASS, SKIP, WARN
+from gateway.conformance.report import FAIL, PASS, SKIP, WARN, Report
 from gateway.conformance.runner import Runner, RunnerConfig
 from gateway.conformance.scenario import (
     FIXTURES_DIR,
     SCENARIOS_DIR,
+    STAFF_ACTIONS,
     SUITES,
     ScenarioError,
     check_scenario,
@@ -43,9 +45,16 @@ from gateway.mock.server import make_app
 REPO = Path(__file__).resolve().parents[1]
 MOCK = "ISIL:MOCK1"
 API_ROUTES = REPO / "gateway" / "api" / "routes.py"
-# Supplier-role scenario runs per suite, both versions (the role "any" files run once).
+# Supplier-role scenario runs per suite against the mock partner, both versions (the role "any"
+# files run once).
 SUPPLIER_RUNS = {"protocol": 14, "errors": 11, "lifecycles": 56, "robustness": 19}
+# Supplier-role runs per suite and version against a gateway's lending side (lender "staff" and "any").
+LENDING_RUNS_PER_VERSION = {"protocol": 7, "errors": 8, "lifecycles": 17, "robustness": 8}
 REQUESTER_RUNS_PER_VERSION = {"protocol": 2, "errors": 6, "lifecycles": 10, "robustness": 3}
+# Scenario runs against a gateway's lending side that fail because of a gateway bug: {scenario id:
+# reason}. Each is still run and must fail (strict xfail), so a fix shows up. None is known today.
+LENDING_XFAIL: dict[str, str] = {}
+API_KEY = "conformance-test-key"
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -80,6 +89,35 @@ def check(text: str, name: str = "t.toml"):
     return check_scenario(tomllib.loads(text), Path(name), "t")
 
 
+async def start_gateway(runner: Runner, tmp_path: Path, version: str) -> tuple[web.AppRunner, str]:
+    """A real gateway (ISIL:XX-GW) on a tmp SQLite database whose only partner is the runner: its
+    agency, speaking `version`, at the runner's listener (started here first, so its URL is known);
+    with a staff API key. Points the runner's target and API at it."""
+    from gateway.app import Gateway, build_app
+    from gateway.config import parse_config
+
+    listener = await runner.start()
+    config = parse_config({
+        "gateway": {"agency": "ISIL:XX-GW", "listen": "127.0.0.1:0",
+                    "database": f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}",
+                    "tick_seconds": 3600, "outbox_base_delay_seconds": 0.05},
+        "policy": {"end_of_rota": "expire"},
+        "partners": [{"agency": runner.config.agency, "name": "conformance runner", "url": listener,
+                      "version": version}],
+        "api_keys": [{"key": API_KEY, "role": "staff", "name": "conformance"}],
+    }, env={})
+    server, base = await serve(build_app(Gateway.create(config)))
+    runner.config.target, runner.config.api = f"{base}/iso18626", base
+    return server, base
+
+
+def runs_per_suite(report) -> dict[str, int]:
+    runs: dict[str, int] = {}
+    for run in report.runs:
+        runs[run.suite] = runs.get(run.suite, 0) + 1
+    return runs
+
+
 # --- scenario files ----------------------------------------------------------------------------------
 
 def test_every_shipped_scenario_loads_and_plans():
@@ -93,6 +131,16 @@ def test_every_shipped_scenario_loads_and_plans():
               for s in scenarios if s.suite == "lifecycles" and s.mock}
     assert set(all_scenarios()) <= played, set(all_scenarios()) - played
     assert (SCENARIOS_DIR / "README.md").is_file()
+    # the lender kinds: every staff-driven file is named staff-*, and the suites drive every action of
+    # the gateway's lending API (STAFF_ACTIONS is that list plus the message and note endpoints)
+    from gateway.api.lending import ACTIONS
+
+    assert set(STAFF_ACTIONS) == set(ACTIONS) | {"message", "note"}
+    staff = [s for s in scenarios if s.lender == "staff"]
+    assert staff and all(s.path.name.startswith("staff-") and s.role == "supplier" for s in staff)
+    assert all(s.lender == "any" for s in scenarios if s.role != "supplier")
+    used = {step.what for s in staff for v in s.versions for step in s.plan(v) if step.op == "staff"}
+    assert used == set(STAFF_ACTIONS), set(STAFF_ACTIONS) - used
 
 
 def test_error_suite_covers_every_invalid_fixture_and_error_type():
@@ -121,10 +169,39 @@ def test_error_suite_covers_every_invalid_fixture_and_error_type():
     ('versions = ["2019"]\n[[steps]]\nsleep = 0', "versions"),
     ('role = "lender"\n[[steps]]\nsleep = 0', "role"),
     ('steps = []', "at least one [[steps]]"),
+    ('[[steps]]\nstaff = "lend"', "staff: one of expect-to-supply"),
+    ('[[steps]]\nstaff = "will-supply"\nbody = "x"', "body: must be a table"),
+    ('[[steps]]\nstaff = "will-supply"\nactoin = "x"', "unknown key(s) actoin"),
+    ('[[steps]]\nstaff = "answer-renew"\nbody = { due_date = "{now+1d}" }', 'needs body.answer "Y" or "N"'),
+    ('[[steps]]\nstaff = "message"', "needs body = { text"),
+    ('[[steps]]\nstaff = "ship"\nhttp_status = 99', "http_status"),
+    ('role = "requester"\n[[steps]]\nstaff = "will-supply"', "this scenario's role is requester"),
+    ('lender = "mock"\n[[steps]]\nstaff = "will-supply"', 'the lender must be "staff"'),
+    ('lender = "any"\n[[steps]]\ncheck = "api"\nexpect_json = { status = "NEW" }', 'the lender must be "staff"'),
+    ('lender = "robot"\n[[steps]]\nsleep = 0', "lender: must be one of mock, staff, any"),
+    ('role = "requester"\nlender = "staff"\n[[steps]]\nsleep = 0', 'only a role "supplier" scenario names its lender'),
+    ('role = "requester"\n[[steps]]\ncheck = "api"\nrequest_id = "x"\nexpect_json = { status = "X" }',
+     "unknown key(s) request_id"),
 ])
 def test_scenario_files_are_checked_strictly(text, message):
     with pytest.raises(ScenarioError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         check(text)
+
+
+def test_the_lender_kind_decides_which_supplier_scenarios_run():
+    staff = check('[[steps]]\nsend = "request"\n[[steps]]\nstaff = "will-supply"\nrequest_id = "{request_id}"')
+    mock = check('mock = "LOANED"\n[[steps]]\nsend = "request"')
+    anyone = check('lender = "any"\n[[steps]]\nsend = "request"')
+    assert (staff.lender, mock.lender, anyone.lender) == ("staff", "mock", "any")
+    assert [s.runs_for("supplier", "2017", "staff") for s in (staff, mock, anyone)] == [["2017"], [], ["2017"]]
+    assert [s.runs_for("supplier", "2017", "mock") for s in (staff, mock, anyone)] == [[], ["2017"], ["2017"]]
+    assert [s.runs_for("requester", None, None) for s in (staff, mock, anyone)] == [[], [], []]
+    assert staff.plan("2017")[1].label == "staff will-supply"
+    # the runner's lender: --lender, else staff when it has the staff API, else mock
+    assert Runner(RunnerConfig(target="http://t/iso18626")).lender == "mock"
+    assert Runner(RunnerConfig(target="http://t/iso18626", api="http://t/api/v1")).lender == "staff"
+    assert Runner(RunnerConfig(target="http://t/iso18626", api="http://t", lender="mock")).lender == "mock"
+    assert Runner(RunnerConfig(target="http://t/iso18626", role="requester", api="http://t")).lender is None
 
 
 def test_a_2021_only_value_is_fine_in_a_2021_step():
@@ -358,6 +435,15 @@ def test_cli_exits_1_on_failure_and_2_when_it_cannot_run(mock_process, tmp_path,
     assert conformance_cli.main(["conformance", "--target", dead, "--role", "supplier", "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == sum(SUPPLIER_RUNS.values()) and "lifecycles/loaned [2017]" in "\n".join(listed)
+    assert "staff-" not in "\n".join(listed)
+    assert conformance_cli.main(["conformance", "--target", dead, "--role", "supplier", "--lender", "staff",
+                                 "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    once = 6  # the role "any" files (five errorType files, robustness/transport.toml) run once
+    assert len(listed) == 2 * sum(LENDING_RUNS_PER_VERSION.values()) - once
+    assert "lifecycles/staff-loan [2021]" in "\n".join(listed) and "lifecycles/loaned " not in "\n".join(listed)
+    assert conformance_cli.main(["conformance", "--target", dead, "--role", "supplier", "--lender", "staff"]) == 2
+    assert "give --api" in capsys.readouterr().err
 
 
 # --- the requester-role suites against a real gateway ------------------------------------------------
@@ -366,22 +452,9 @@ def test_cli_exits_1_on_failure_and_2_when_it_cannot_run(mock_process, tmp_path,
                     "the requester role creates borrowing requests through it")
 @pytest.mark.parametrize("version", ["2017", "2021"])
 async def test_requester_suites_pass_against_a_gateway(tmp_path, version):
-    from gateway.app import Gateway, build_app
-    from gateway.config import parse_config
-
-    agency, key = f"ISIL:CONF{version}", "conformance-test-key"
-    runner = Runner(RunnerConfig(target="", role="requester", version=version, agency=agency, api_key=key, jobs=8))
-    listener = await runner.start()
-    config = parse_config({
-        "gateway": {"agency": "ISIL:XX-GW", "listen": "127.0.0.1:0",
-                    "database": f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}",
-                    "tick_seconds": 3600, "outbox_base_delay_seconds": 0.05},
-        "policy": {"end_of_rota": "expire"},
-        "partners": [{"agency": agency, "name": "conformance runner", "url": listener, "version": version}],
-        "api_keys": [{"key": key, "role": "staff", "name": "conformance"}],
-    }, env={})
-    server, base = await serve(build_app(Gateway.create(config)))
-    runner.config.target, runner.config.api = f"{base}/iso18626", base
+    runner = Runner(RunnerConfig(target="", role="requester", version=version, agency=f"ISIL:CONF{version}",
+                                 api_key=API_KEY, jobs=8))
+    server, _ = await start_gateway(runner, tmp_path, version)
     try:
         report = await runner.run(load_scenarios())
     finally:
@@ -389,7 +462,115 @@ async def test_requester_suites_pass_against_a_gateway(tmp_path, version):
         await server.cleanup()
     assert report.ok, report.table(failures_only=True)
     assert report.target_agency == "ISIL:XX-GW"
-    runs: dict[str, int] = {}
-    for run in report.runs:
-        runs[run.suite] = runs.get(run.suite, 0) + 1
-    assert runs == REQUESTER_RUNS_PER_VERSION
+    assert runs_per_suite(report) == REQUESTER_RUNS_PER_VERSION
+
+
+# --- the supplier-role suites against a real gateway's lending side ------------------------------------
+#
+# The gateway lends: the runner requests, and acts for the lending staff through the API (`staff`
+# steps) wherever a lender answers only when a person decides. One gateway per version plays every
+# scenario for a staff-driven lender (and those for any lender) once, in a module fixture; each run is
+# then its own test item, so a known gateway bug can be marked xfail for exactly its scenario.
+
+BAD_STAFF_SUITE = {
+    "bad-staff.toml": '''
+continue_on_failure = true
+
+[[steps]]
+send = "request"
+
+[[steps]]
+name = "illegal now: the staff API says 409"
+staff = "check-in"
+
+[[steps]]
+staff = "will-supply"
+expect_json = { status = "LOANED" }
+
+[[steps]]
+expect = "supplyingAgencyMessage"
+status = "Loaned"
+
+[[steps]]
+staff = "ship"
+request_id = "{request_id}-NEVER-SENT"
+within = 0.2
+
+[[steps]]
+check = "api"
+expect_json = { status = "WILL_SUPPLY", pending = "cancel", "history.0.event" = "*", "no.such" = "!" }
+within = 0.2
+''',
+}
+
+
+def _lending_plan() -> list[tuple[str, str, str]]:
+    """(gateway version, scenario id, run label) of every run against a gateway's lending side."""
+    scenarios = load_scenarios()
+    return [(version, s.id, label) for version in ("2017", "2021") for s in scenarios
+            for label in s.runs_for("supplier", version, "staff")]
+
+
+LENDING_PLAN = _lending_plan()
+
+
+def _lending_param(version: str, scenario_id: str, label: str):
+    marks = ()
+    if scenario_id in LENDING_XFAIL:
+        marks = (pytest.mark.xfail(strict=True, reason=LENDING_XFAIL[scenario_id]),)
+    return pytest.param(version, scenario_id, label, marks=marks, id=f"{version}-{scenario_id}")
+
+
+@pytest.fixture(scope="module")
+def lending_reports(tmp_path_factory):
+    """{version: (report of every lending scenario, report of BAD_STAFF_SUITE)}, one gateway each."""
+    if not API_ROUTES.is_file():
+        pytest.skip("the staff API (gateway/api/routes.py) does not exist yet")
+
+    async def play(version: str):
+        tmp = tmp_path_factory.mktemp(f"lending{version}")
+        runner = Runner(RunnerConfig(target="", role="supplier", version=version, agency=f"ISIL:CONF{version}",
+                                     api_key=API_KEY, jobs=8))
+        server, _ = await start_gateway(runner, tmp, version)
+        assert runner.lender == "staff"  # it has the staff API now
+        try:
+            report = await runner.run(load_scenarios())
+            bad = await runner.run(load_scenarios([write_suite(tmp / "bad", BAD_STAFF_SUITE)]))
+        finally:
+            await runner.close()
+            await server.cleanup()
+        return report, bad
+
+    return {version: asyncio.run(play(version)) for version in ("2017", "2021")}
+
+
+@pytest.mark.parametrize("version, scenario_id, label", [_lending_param(*run) for run in LENDING_PLAN])
+def test_supplier_scenario_passes_against_a_gateway(lending_reports, version, scenario_id, label):
+    report, _ = lending_reports[version]
+    [run] = [r for r in report.runs if r.scenario_id == scenario_id and r.version == label]
+    alone = Report(report.target, report.role, report.agency, report.target_agency, runs=[run])
+    assert run.verdict == PASS, alone.table(failures_only=True)
+    warnings = [s.got for s in run.steps if s.verdict == WARN]
+    assert not warnings
+
+
+@pytest.mark.parametrize("version", ["2017", "2021"])
+def test_supplier_suites_against_a_gateway_cover_the_lending_side(lending_reports, version):
+    report, bad = lending_reports[version]
+    assert report.target_agency == "ISIL:XX-GW"
+    assert runs_per_suite(report) == LENDING_RUNS_PER_VERSION
+    assert len(report.runs) == sum(1 for v, _, _ in LENDING_PLAN if v == version)
+    # mock-driven scenarios are left out; the few that suit any supplier stay in
+    anyone = {"protocol/request-sub-types", "protocol/service-types", "errors/raw-templates"}
+    assert all(r.scenario_id.split("/")[1].startswith("staff-") or r.version == "any" or r.scenario_id in anyone
+               for r in report.runs)
+    assert not report.unclaimed
+    # a wrong staff step is reported like any other failure
+    steps = bad.runs[0].steps
+    assert [(s.number, s.verdict) for s in steps] == [
+        ("1", PASS), ("2", FAIL), ("3", FAIL), ("4", FAIL), ("5", FAIL), ("6", FAIL)]
+    assert steps[1].got == "HTTP 409 illegal_transition" and "check_in" in steps[1].detail
+    assert "status is 'WILL_SUPPLY', expected 'LOANED'" in steps[2].detail
+    assert "status WillSupply, expected Loaned" in steps[3].detail
+    assert steps[4].got == "no lending request" and "-NEVER-SENT" in steps[4].detail
+    assert "pending is None, expected 'cancel'" in steps[5].detail and "history.0.event" not in steps[5].detail

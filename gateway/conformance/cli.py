@@ -32,8 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Play declarative scenarios (fixtures/conformance/<suite>/*.toml; format in "
                     "fixtures/conformance/README.md) against --target and judge every confirmation and "
                     "follow-up message, each checked against the schema of its version. Role supplier: the "
-                    "target lends and the runner requests. Role requester: the target borrows; the runner "
-                    "supplies, creating borrowing requests through the target's staff API (--api).",
+                    "target lends and the runner requests; a mock partner answers by the MOCK: script of each "
+                    "request, a gateway's lending side when the runner acts for its staff (--api, --lender "
+                    "staff). Role requester: the target borrows; the runner supplies, creating borrowing "
+                    "requests through the target's staff API (--api).",
     )
     parser.add_argument("--target", required=True, help="the target's ISO 18626 endpoint URL")
     parser.add_argument("--role", required=True, choices=("supplier", "requester"), help="the target's role")
@@ -55,7 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="where the runner's own ISO 18626 listener binds (default 127.0.0.1:0)")
     parser.add_argument("--public-url", metavar="URL",
                         help="the listener's URL as the target should see it (default http://HOST:PORT/iso18626)")
-    parser.add_argument("--api", metavar="URL", help="the target's staff API root (role requester)")
+    parser.add_argument("--api", metavar="URL",
+                        help="the target's staff API root (role requester; role supplier with --lender staff)")
+    parser.add_argument("--lender", choices=("mock", "staff"),
+                        help="role supplier: the target is a mock partner that follows the MOCK: scripts, or a "
+                             "lender whose staff act through --api (the runner does it: staff steps); runs the "
+                             "scenarios for that kind of lender and those for any (default: staff when --api "
+                             "is given, else mock)")
     parser.add_argument("--api-key", metavar="KEY", help="staff API key, sent as Authorization: Bearer KEY")
     parser.add_argument("--jobs", type=int, default=4, help="scenario runs at once (default 4)")
     parser.add_argument("--failures-only", action="store_true", help="print only failing rows in the table")
@@ -88,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
     config = RunnerConfig(
         target=args.target, role=args.role, version=args.version, agency=args.agency,
         target_agency=args.target_agency, listen=args.listen, public_url=args.public_url,
-        api=args.api, api_key=args.api_key, jobs=args.jobs,
+        api=args.api, api_key=args.api_key, jobs=args.jobs, lender=args.lender,
     )
+    if args.role == "supplier" and args.lender == "staff" and not args.api and not args.list:
+        print("error: --lender staff acts for the target's staff: give --api (and --api-key)", file=sys.stderr)
+        return 2
     try:
         runner = Runner(config, progress=None if args.list else _progress)
     except RunnerError as exc:

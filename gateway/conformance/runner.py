@@ -4,7 +4,9 @@ The runner plays the other side of the target:
 
 - role "supplier" (the target lends): the runner is a requesting agency. It sends requests (with
   the scenario's MOCK: token, and its listener as reply address) and actions, and expects
-  supplyingAgencyMessages at its listener.
+  supplyingAgencyMessages at its listener. A mock partner answers by the MOCK: script; a gateway's
+  lending side answers when its staff act: `staff` steps find the lending request the runner's
+  request created (GET /api/v1/lending-requests) and post the staff action for it.
 - role "requester" (the target borrows): the runner is a supplying agency. A `trigger = "api"`
   step makes the target create a borrowing request through its staff API with the runner as the
   only partner; the request arrives at the listener, and the runner answers with
@@ -51,6 +53,7 @@ from .scenario import (
     CONFIRMATION_OF,
     DEFAULT_CONFIRM_WITHIN,
     DEFAULT_EXPECT_WITHIN,
+    DEFAULT_STAFF_WITHIN,
     VERSION_LABELS,
     Scenario,
     ScenarioError,
@@ -76,6 +79,7 @@ class RunnerConfig:
     api: str | None = None
     api_key: str | None = None
     jobs: int = 4
+    lender: str | None = None                   # role supplier: "mock" / "staff"; None: staff if api, else mock
     api_defaults: dict[str, Any] = field(default_factory=lambda: {
         "requester": "conformance-patron", "pickup_location": "MAIN",
     })
@@ -134,6 +138,7 @@ class Run:
         self.last: Sent | None = None
         self.sam_count = 0
         self.api_id: Any = None
+        self.lending_ids: dict[str, int] = {}   # role supplier: requestingAgencyRequestId -> lending request id
         self.result = RunResult(scenario.id, scenario.name, scenario.suite, str(scenario.path), version,
                                 scenario.description)
 
@@ -189,6 +194,8 @@ class Run:
             return await self.expect(step)
         if step.op == "api":
             return await self.api(step)
+        if step.op == "staff":
+            return await self.staff(step)
         if step.op == "check":
             return await self.check(step)
         if step.op == "respond":
@@ -529,7 +536,75 @@ class Run:
             got += f" status={data['status']}"
         return StepResult(step.number, step.label, expected, got, PASS)
 
+    # --- the target's lending staff API (role supplier) ----------------------------------------------
+
+    async def _lending_id(self, request_id: str | None, within: float) -> tuple[int | None, str]:
+        """The target's lending request for our request id (default the run's), looked up once:
+        GET /api/v1/lending-requests?partner=<our agency>&q=<request id>, polled until it shows."""
+        rid = request_id or self.parties.request_id
+        if rid in self.lending_ids:
+            return self.lending_ids[rid], ""
+        url = f"{self.runner.config.api}/api/v1/lending-requests"
+        params = {"partner": self.runner.config.agency, "q": rid, "facets": "false", "limit": "200"}
+        deadline = self.loop_time + within
+        while True:
+            try:
+                async with self.runner.http.get(url, params=params, headers=self._api_headers()) as response:
+                    status = response.status
+                    data = await response.json(content_type=None)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                return None, f"no usable answer from GET {url}: {type(exc).__name__}: {exc}"
+            if status != 200:
+                return None, f"GET {url}: HTTP {status} {_api_error(data)}"
+            items = data.get("items") if isinstance(data, dict) else None
+            found = [i for i in items or [] if isinstance(i, dict) and i.get("requesting_agency_request_id") == rid]
+            if found:
+                self.lending_ids[rid] = found[0]["id"]
+                return found[0]["id"], ""
+            if self.loop_time >= deadline:
+                return None, f"no lending request for {rid} from {self.runner.config.agency} within {within:g}s"
+            await asyncio.sleep(POLL)
+
+    async def staff(self, step: Step) -> StepResult:
+        """POST a staff action (or a general message, or a note) for a lending request."""
+        spec = expand(step.spec, self.context())
+        action = step.what
+        wanted = spec.get("http_status")
+        statuses = [wanted] if isinstance(wanted, int) else wanted or [200, 201, 202, 204]
+        expected = f"HTTP {'/'.join(map(str, statuses))}" + _json_expectation(spec.get("expect_json"))
+        base = self.runner.config.api
+        if not base:
+            return StepResult(step.number, step.label, expected, "no --api given", FAIL)
+        lending_id, problem = await self._lending_id(spec.get("request_id"), step.within(DEFAULT_STAFF_WITHIN))
+        if lending_id is None:
+            # http_status = 404: the request must NOT have started a lending request
+            verdict = PASS if 404 in statuses and problem.startswith("no lending request") else FAIL
+            return StepResult(step.number, step.label, expected, "no lending request", verdict,
+                              "" if verdict == PASS else problem)
+        root = f"{base}/api/v1/lending-requests/{lending_id}"
+        url = {"message": f"{root}/messages", "note": f"{root}/notes"}.get(action, f"{root}/actions/{action}")
+        try:
+            async with self.runner.http.post(url, json=dict(spec.get("body") or {}),
+                                             headers=self._api_headers()) as response:
+                status = response.status
+                data = await response.json(content_type=None) if response.content_length != 0 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            return StepResult(step.number, step.label, expected, f"no usable answer: {type(exc).__name__}: {exc}", FAIL)
+        got = f"HTTP {status}"
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            got += f" {data['error'].get('code')}"
+        if status not in statuses:
+            return StepResult(step.number, step.label, expected, got, FAIL, _api_error(data))
+        problems = _json_problems(data, spec.get("expect_json") or {})
+        if isinstance(data, dict) and "status" in data:
+            got += f" status={data['status']}"
+        if problems:
+            return StepResult(step.number, step.label, expected, got, FAIL, "; ".join(problems))
+        return StepResult(step.number, step.label, expected, got, PASS)
+
     async def check(self, step: Step) -> StepResult:
+        """Role requester: the borrowing request the run created; role supplier: the lending request
+        of `request_id` (default the run's). Polled until it matches or `within` is over."""
         spec = expand(step.spec, self.context())
         wanted = spec["expect_json"]
         within = step.within(DEFAULT_EXPECT_WITHIN)
@@ -537,10 +612,16 @@ class Run:
         base = self.runner.config.api
         if not base:
             return StepResult(step.number, step.label, expected, "no --api given", FAIL)
-        if self.api_id is None:
-            return StepResult(step.number, step.label, expected, "no borrowing request created yet", FAIL)
-        url = f"{base}/api/v1/borrowing-requests/{self.api_id}"
         deadline = self.loop_time + within
+        if self.role == "supplier":
+            lending_id, problem = await self._lending_id(spec.get("request_id"), within)
+            if lending_id is None:
+                return StepResult(step.number, step.label, expected, "no lending request", FAIL, problem)
+            url = f"{base}/api/v1/lending-requests/{lending_id}"
+        elif self.api_id is None:
+            return StepResult(step.number, step.label, expected, "no borrowing request created yet", FAIL)
+        else:
+            url = f"{base}/api/v1/borrowing-requests/{self.api_id}"
         problems: list[str] = ["not asked"]
         got = "-"
         while True:
@@ -655,14 +736,20 @@ def _dig(data: Any, path: str) -> tuple[bool, Any]:
 
 
 def _json_problems(data: Any, wanted: dict[str, Any]) -> list[str]:
-    """A list expected where the value is not a list means "any of these"."""
+    """A list expected where the value is not a list means "any of these"; "null" (TOML has no
+    null) matches a JSON null; as in `has`, "*" means present (any value) and "!" absent."""
     problems = []
     for path, value in wanted.items():
         found, got = _dig(data, path)
+        if value in ("*", "!"):
+            if found != (value == "*"):
+                problems.append(f"{path} is {'absent' if not found else repr(got)}, expected it "
+                                f"{'present' if value == '*' else 'absent'}")
+            continue
         if isinstance(value, list) and not isinstance(got, list):
-            ok = found and got in value
+            ok = found and (got in value or (got is None and "null" in value))
         else:
-            ok = found and got == value
+            ok = found and (got == value or (got is None and value == "null"))
         if not ok:
             problems.append(f"{path} is {got!r}, expected {' or '.join(map(repr, value)) if isinstance(value, list) and not isinstance(got, list) else repr(value)}")
     return problems
@@ -687,6 +774,8 @@ class Runner:
     def __init__(self, config: RunnerConfig, *, progress: Callable[[RunResult], None] | None = None):
         if config.role not in ("supplier", "requester"):
             raise RunnerError(f"role must be supplier or requester, got {config.role!r}")
+        if config.lender not in (None, "mock", "staff"):
+            raise RunnerError(f"lender must be mock or staff, got {config.lender!r}")
         self.config = config
         self.progress = progress
         host, port = _split_listen(config.listen)
@@ -732,8 +821,15 @@ class Runner:
             raise RunnerError(f"{url} does not name an agency; pass --target-agency TYPE:VALUE")
         return agency
 
+    @property
+    def lender(self) -> str | None:
+        """Role supplier: the kind of lender the target is ("mock" or "staff"); None for role requester."""
+        if self.config.role != "supplier":
+            return None
+        return self.config.lender or ("staff" if self.config.api else "mock")
+
     def plan(self, scenarios: list[Scenario]) -> list[tuple[Scenario, str]]:
-        return [(s, v) for s in scenarios for v in s.runs_for(self.config.role, self.config.version)]
+        return [(s, v) for s in scenarios for v in s.runs_for(self.config.role, self.config.version, self.lender)]
 
     async def run(self, scenarios: list[Scenario]) -> Report:
         started_here = not self._started

@@ -38,6 +38,17 @@ SUITES = ("protocol", "errors", "lifecycles", "robustness")
 VERSION_LABELS = {"2017": Version.V2017, "2021": Version.V2021}
 ANY = "any"
 ROLES = ("supplier", "requester", ANY)
+# Role supplier: what kind of lender a scenario needs. "mock": one that follows the MOCK:<SCENARIO>
+# script of each request (the mock partner); "staff": one whose staff answer through the lending
+# staff API (`staff` and `check` steps; the gateway's lending side); "any": any supplier.
+LENDERS = ("mock", "staff", ANY)
+# `staff = "..."` steps: the actions of POST /api/v1/lending-requests/{id}/actions/{name}, plus
+# "message" (POST .../messages, a general message to the borrower) and "note" (POST .../notes).
+STAFF_ACTIONS = (
+    "expect-to-supply", "will-supply", "conditional", "retry-possible", "unfilled", "ship", "copy-completed",
+    "answer-cancel", "answer-renew", "mark-overdue", "recall", "check-in", "complete-without-return",
+    "acknowledge", "message", "note",
+)
 
 # Message kinds a step may send as a template, and the confirmation each one gets.
 CONFIRMATION_OF = {
@@ -48,6 +59,7 @@ CONFIRMATION_OF = {
 SEND_KINDS = (*CONFIRMATION_OF, "fixture", "raw", "again")
 EXPECT_KINDS = ("request", "requestingAgencyMessage", "supplyingAgencyMessage", "any", "nothing")
 
+OPS = ("send", "expect", "check", "staff", "respond", "sleep")   # a step's kind (or trigger = "api")
 COMMON_KEYS = {"name", "versions"}
 TRANSPORT_KEYS = {"content_type", "method", "confirm", "within"}
 SEND_KEYS: dict[str, set[str]] = {
@@ -68,9 +80,11 @@ EXPECT_KEYS = {"status", "action", "reason", "answer", "request_type", "service_
 API_KEYS = {"action", "title", "requester", "pickup_location", "request_note", "partners", "body",
             "http_status", "expect_json"}
 CHECK_KEYS = {"expect_json", "within"}
+STAFF_KEYS = {"body", "http_status", "expect_json", "request_id", "within"}
 RESPOND_KEYS = {"error_type", "error_value", "count"}
 SELECT_KEYS = {"kind", "version", "expected", "path"}
-SCENARIO_KEYS = {"name", "description", "role", "versions", "mock", "continue_on_failure", "tags", "steps"}
+SCENARIO_KEYS = {"name", "description", "role", "lender", "versions", "mock", "continue_on_failure", "tags",
+                 "steps"}
 
 # Keys whose values come from a closed ISO 18626 list.
 CODE_KEYS: dict[str, type] = {
@@ -87,6 +101,7 @@ CODE_KEYS: dict[str, type] = {
 
 DEFAULT_CONFIRM_WITHIN = 10.0
 DEFAULT_EXPECT_WITHIN = 5.0
+DEFAULT_STAFF_WITHIN = 5.0      # how long a staff step looks for the lending request of its request id
 
 
 class ScenarioError(ValueError):
@@ -118,10 +133,10 @@ def manifest(fixtures_dir: Path = FIXTURES_DIR) -> dict[str, ManifestRow]:
 
 @dataclass(slots=True)
 class Step:
-    """One concrete step of a run. `op` is send | expect | api | check | respond | sleep."""
+    """One concrete step of a run. `op` is send | expect | api | staff | check | respond | sleep."""
 
     op: str
-    what: str                       # message kind, "fixture", "raw", "again", "nothing", API action ...
+    what: str                       # message kind, "fixture", "raw", "again", "nothing", API/staff action ...
     spec: dict[str, Any]            # the step's table as written (minus op keys)
     number: str                     # "3", or "3.12" for the 12th file of an expanded fixture step
     label: str
@@ -148,14 +163,18 @@ class Scenario:
     continue_on_failure: bool
     tags: tuple[str, ...]
     steps: list[dict[str, Any]] = field(default_factory=list)
+    lender: str = "mock"            # role supplier: "mock", "staff" or "any" (LENDERS); other roles: "any"
 
     @property
     def id(self) -> str:
         return f"{self.suite}/{self.path.stem}" if self.suite else self.path.stem
 
-    def runs_for(self, role: str, version: str | None) -> list[str]:
-        """The version labels to run this scenario in for a role and a --version (maybe none)."""
+    def runs_for(self, role: str, version: str | None, lender: str | None = None) -> list[str]:
+        """The version labels to run this scenario in for a role, a --version and (role supplier)
+        the kind of lender the target is (None: any kind)."""
         if self.role not in (role, ANY):
+            return []
+        if role == "supplier" and lender is not None and self.lender not in (lender, ANY):
             return []
         if self.versions == (ANY,):
             return [ANY]
@@ -173,7 +192,7 @@ class Scenario:
 
 
 def _op_of(raw: dict[str, Any]) -> tuple[str, str]:
-    for op in ("send", "expect", "check", "respond", "sleep"):
+    for op in OPS:
         if op in raw:
             return op, str(raw[op])
     if raw.get("trigger") == "api":
@@ -183,7 +202,7 @@ def _op_of(raw: dict[str, Any]) -> tuple[str, str]:
 
 def _concrete(scenario: Scenario, raw: dict[str, Any], number: str, version: str, fixtures_dir: Path) -> list[Step]:
     op, what = _op_of(raw)
-    spec = {k: v for k, v in raw.items() if k not in ("send", "expect", "check", "respond", "sleep", "trigger")}
+    spec = {k: v for k, v in raw.items() if k not in (*OPS, "trigger")}
     if op == "send" and what == "fixture":
         paths = select_fixtures(spec, version, fixtures_dir)
         if not paths:
@@ -210,6 +229,9 @@ def _label(op: str, what: str, spec: dict[str, Any]) -> str:
         return " ".join(["expect", what, *detail])
     if op == "api":
         return f"api {what}"
+    if op == "staff":
+        answer = (spec.get("body") or {}).get("answer") if isinstance(spec.get("body"), dict) else None
+        return f"staff {what}" + (f" {answer}" if answer else "")
     if op == "check":
         return "check api " + ", ".join(f"{k}={v}" for k, v in (spec.get("expect_json") or {}).items())
     if op == "respond":
@@ -293,16 +315,36 @@ def check_scenario(data: dict[str, Any], path: Path, suite: str = "") -> Scenari
     mock = data.get("mock")
     if mock is not None and not isinstance(mock, str):
         raise _fail(path, "mock", "must be a mock scenario name (a string)")
+    lender = _check_lender(path, data, role, steps)
     scenario = Scenario(
         path=path, suite=suite, name=str(data.get("name", path.stem)), description=str(data.get("description", "")),
         role=role, versions=tuple(versions), mock=mock,
         continue_on_failure=bool(data.get("continue_on_failure", False)), tags=tuple(data.get("tags", [])),
-        steps=steps,
+        steps=steps, lender=lender,
     )
     run_versions = set(VERSION_LABELS) if versions == [ANY] else set(versions)
     for number, step in enumerate(steps, 1):
         _check_step(path, f"step {number}", step, run_versions, role)
     return scenario
+
+
+def _check_lender(path: Path, data: dict[str, Any], role: str, steps: list[dict[str, Any]]) -> str:
+    """The scenario's lender kind. Role supplier: "staff" when it has staff or check steps (they
+    need the lending staff API), else "mock" unless given; other roles: "any"."""
+    lender = data.get("lender")
+    if lender is not None and lender not in LENDERS:
+        raise _fail(path, "lender", f"must be one of {', '.join(LENDERS)}, got {lender!r}")
+    if role != "supplier":
+        if lender not in (None, ANY):
+            raise _fail(path, "lender", f'only a role "supplier" scenario names its lender; this one\'s role is {role}')
+        return ANY
+    driven = [n for n, s in enumerate(steps, 1) if "staff" in s or "check" in s]
+    if driven:
+        if lender not in (None, "staff"):
+            raise _fail(path, "lender", f'step {driven[0]} drives the lending staff API: the lender must be "staff", '
+                        f"got {lender!r}")
+        return "staff"
+    return lender or "mock"
 
 
 def _check_keys(path: Path, where: str, table: Any, allowed: set[str]) -> dict[str, Any]:
@@ -336,9 +378,9 @@ def _number(path: Path, where: str, value: Any) -> float:
 
 
 def _check_step(path: Path, where: str, step: dict[str, Any], scenario_versions: set[str], role: str) -> None:
-    ops = [k for k in ("send", "expect", "check", "respond", "sleep", "trigger") if k in step]
+    ops = [k for k in (*OPS, "trigger") if k in step]
     if len(ops) != 1:
-        raise _fail(path, where, "needs exactly one of send, expect, trigger, check, respond, sleep; "
+        raise _fail(path, where, "needs exactly one of send, expect, trigger, staff, check, respond, sleep; "
                     f"got {', '.join(ops) or 'none'}")
     op = ops[0]
     versions = scenario_versions
@@ -405,10 +447,32 @@ def _check_step(path: Path, where: str, step: dict[str, Any], scenario_versions:
         for key in ("body", "expect_json"):
             if key in step and not isinstance(step[key], dict):
                 raise _fail(path, f"{where}: {key}", "must be a table")
+    elif op == "staff":
+        action = step["staff"]
+        if role != "supplier":
+            raise _fail(path, where, f"staff = ... drives a lender's staff API; this scenario's role is {role}")
+        if action not in STAFF_ACTIONS:
+            raise _fail(path, f"{where}: staff", f"one of {', '.join(STAFF_ACTIONS)}; got {action!r}")
+        _check_keys(path, where, step, COMMON_KEYS | STAFF_KEYS | {"staff"})
+        for key in ("body", "expect_json"):
+            if key in step and not isinstance(step[key], dict):
+                raise _fail(path, f"{where}: {key}", "must be a table")
+        if action in ("message", "note") and not isinstance((step.get("body") or {}).get("text"), str):
+            raise _fail(path, f"{where}: body", f'staff = "{action}" needs body = {{ text = "..." }}')
+        if action in ("answer-cancel", "answer-renew") and (step.get("body") or {}).get("answer") not in ("Y", "N"):
+            raise _fail(path, f"{where}: body", f'staff = "{action}" needs body.answer "Y" or "N"')
+        if "http_status" in step:
+            statuses = step["http_status"] if isinstance(step["http_status"], list) else [step["http_status"]]
+            if not statuses or any(isinstance(s, bool) or not isinstance(s, int) or not 100 <= s <= 599
+                                   for s in statuses):
+                raise _fail(path, f"{where}: http_status",
+                            f"an HTTP status or a list of them, got {step['http_status']!r}")
     elif op == "check":
         if step["check"] != "api":
             raise _fail(path, f"{where}: check", f'only "api" is known, got {step["check"]!r}')
-        _check_keys(path, where, step, COMMON_KEYS | CHECK_KEYS | {"check"})
+        # role supplier: the lending request of request_id (default the run's); else the borrowing request
+        lending = {"request_id"} if role == "supplier" else set()
+        _check_keys(path, where, step, COMMON_KEYS | CHECK_KEYS | lending | {"check"})
         if not isinstance(step.get("expect_json"), dict) or not step["expect_json"]:
             raise _fail(path, f"{where}: expect_json", "a table of dotted JSON paths and expected values")
     elif op == "respond":
