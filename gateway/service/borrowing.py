@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -103,34 +103,59 @@ def _write_children(
     raw_message_id: int | None,
     received_items: tuple[str, ...] = (),
 ) -> None:
-    history = rows.history_rows(decision, request_id, raw_message_id)
-    if history:
-        queries.insert_history(conn, history)
-    if decision.messages:
-        conn.execute(general_messages_t.insert(), [
+    children = ChildRows()
+    children.add(ctx, request_id, external_id, extra, decision, now, raw_message_id, received_items)
+    children.write(conn)
+
+
+class ChildRows:
+    """The rows that steps' decisions add (history, general messages, notes, received items,
+    outbox), gathered so that each table gets one executemany for a whole group of steps."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
+        self.items: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+
+    def add(self, ctx: ServiceContext, request_id: int, external_id: str, extra: dict[str, Any],
+            decision: Decision, now: datetime, raw_message_id: int | None,
+            received_items: tuple[str, ...] = ()) -> None:
+        self.history.extend(rows.history_rows(decision, request_id, raw_message_id))
+        actor = decision.history[0].actor if decision.history else None
+        self.messages.extend(
             {"request_id": request_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
-             "actor": m.partner if m.direction == "in" else decision.history[0].actor if decision.history else None,
+             "actor": m.partner if m.direction == "in" else actor,
              "text": m.note, "raw_message_id": raw_message_id if m.direction == "in" else None}
             for m in decision.messages
-        ])
-    if decision.notes:
-        conn.execute(notes_t.insert(), [
+        )
+        self.notes.extend(
             {"request_id": request_id, "created_at": n.at, "actor": n.by, "text": n.text} for n in decision.notes
-        ])
-    if received_items:
-        conn.execute(received_items_t.insert(), [
+        )
+        self.items.extend(
             {"request_id": request_id, "barcode": code, "received_at": now, "due_date": decision.state.due_date}
             for code in received_items
-        ])
-    supplier_ids = extra.get("supplier_request_ids", {})
-    for out in decision.outgoing:
-        partner = ctx.partner(out.partner)
-        body = encode_outgoing(
-            decision.state, out, ours=ctx.agency, request_id=external_id,
-            supplier_request_id=supplier_ids.get(out.partner), now=now, version=partner.version,
         )
-        queries.insert_outbox(conn, partner_agency=out.partner, partner_url=partner.url,
-                              kind=out.kind, body=body, now=now, request_id=request_id)
+        supplier_ids = extra.get("supplier_request_ids", {})
+        for out in decision.outgoing:
+            partner = ctx.partner(out.partner)
+            body = encode_outgoing(
+                decision.state, out, ours=ctx.agency, request_id=external_id,
+                supplier_request_id=supplier_ids.get(out.partner), now=now, version=partner.version,
+            )
+            self.outbox.append({"partner_agency": out.partner, "partner_url": partner.url, "kind": out.kind,
+                                "body": body, "now": now, "request_id": request_id})
+
+    def write(self, conn: Connection) -> None:
+        if self.history:
+            queries.insert_history(conn, self.history)
+        for table, rows_ in ((general_messages_t, self.messages), (notes_t, self.notes),
+                             (received_items_t, self.items)):
+            if rows_:
+                conn.execute(table.insert(), rows_)
+        for out in self.outbox:  # one by one: each takes the next seq of its request and partner
+            queries.insert_outbox(conn, **out)
 
 
 def create_step(ctx: ServiceContext, details: RequestDetails, partners: tuple[str, ...] | None,
@@ -205,65 +230,174 @@ def _refusal(path: str, text: str) -> list[Fault]:
     return [Fault(ErrorType.UnrecognisedDataValue, f"/ISO18626Message/supplyingAgencyMessage/{path}: {text}")]
 
 
-def supplier_message_step(ctx: ServiceContext, inbound: Inbound, body: bytes, now: datetime,
-                          warnings: tuple[str, ...] = ()) -> Callable[[Connection], bytes]:
-    """Apply a supplyingAgencyMessage; return the confirmation bytes (stored for duplicates)."""
-    message: model.SupplyingAgencyMessage = inbound.message
-    header = message.header
-    sender, requester = str(header.supplying_agency_id), str(header.requesting_agency_id)
-    request_ref = header.requesting_agency_request_id
+class SupplierMessageStep:
+    """Apply one supplyingAgencyMessage; its result is the confirmation bytes (stored with the
+    message, and given again for a duplicate).
 
-    def step(conn: Connection) -> bytes:
-        key = queries.MessageKey.of(
-            body, direction="in", partner_agency=sender, kind=inbound.kind, requesting_agency=requester,
-            requesting_agency_request_id=request_ref, message_timestamp=format_datetime(header.timestamp),
+    `step(conn)` runs it alone. The writer instead hands consecutive such steps to `run_many`
+    (their shared `SupplierMessages`), which applies them together with the same outcome.
+    """
+
+    def __init__(self, batch: SupplierMessages, inbound: Inbound, body: bytes, now: datetime,
+                 warnings: tuple[str, ...] = ()):
+        message: model.SupplyingAgencyMessage = inbound.message
+        header = message.header
+        self.inbound, self.message, self.body, self.now, self.warnings = inbound, message, body, now, warnings
+        self.sender, self.requester = str(header.supplying_agency_id), str(header.requesting_agency_id)
+        self.request_ref = header.requesting_agency_request_id
+        self.key = queries.MessageKey.of(
+            body, direction="in", partner_agency=self.sender, kind=inbound.kind, requesting_agency=self.requester,
+            requesting_agency_request_id=self.request_ref, message_timestamp=format_datetime(header.timestamp),
         )
-        duplicate = queries.find_raw_message(conn, key)
-        if duplicate is not None and duplicate["confirmation"] is not None:
-            return duplicate["confirmation"]
-        raw_id = queries.insert_raw_message(conn, key, body, received_at=now)
-        faults = _apply_supplier_message(conn, ctx, message, sender, requester, request_ref, raw_id, now, warnings)
-        confirmation = answer(inbound, now, faults=faults)
-        queries.set_raw_confirmation(conn, raw_id, confirmation)
+        self.run_many = batch.run_many
+
+    def __call__(self, conn: Connection) -> bytes:
+        (confirmation,), _ = self.run_many(conn, [self])
         return confirmation
 
-    return step
+
+def supplier_message_step(ctx: ServiceContext, inbound: Inbound, body: bytes, now: datetime,
+                          warnings: tuple[str, ...] = (), batch: SupplierMessages | None = None
+                          ) -> SupplierMessageStep:
+    """Apply a supplyingAgencyMessage; return the confirmation bytes (stored for duplicates)."""
+    return SupplierMessageStep(batch or SupplierMessages(ctx), inbound, body, now, warnings)
 
 
-def _apply_supplier_message(conn: Connection, ctx: ServiceContext, message: model.SupplyingAgencyMessage,
-                            sender: str, requester: str, request_ref: str, raw_id: int,
-                            now: datetime, warnings: tuple[str, ...] = ()) -> list[Fault]:
-    if requester != ctx.agency:
-        return _refusal("header/requestingAgencyId", f"{requester!r} is not this gateway's agency ({ctx.agency})")
-    row = rows.load_row_by_external_id(conn, request_ref)
-    if row is None:
-        return _refusal("header/requestingAgencyRequestId", f"no borrowing request {request_ref!r} from {ctx.agency}")
-    state = rows.state_of(row)
-    if warnings:  # the partner's tolerance profile repaired this message: say so on the record
-        queries.insert_history(conn, [{
-            "request_id": row["id"], "at": now, "actor": sender, "event": "conformance_warning",
-            "from_status": state.status.value, "to_status": state.status.value,
-            "detail": {"text": text}, "raw_message_id": raw_id,
-        } for text in warnings])
-    if all(entry.partner != sender for entry in state.rota):
-        return _refusal("header/supplyingAgencyId", f"{sender!r} is not in the rota of request {request_ref!r}")
-    event = _supplier_event(message, now)
-    try:
-        decision = decide(state, event, ctx.policy)
-    except (IllegalTransition, InvalidInput) as exc:
-        queries.insert_history(conn, {
-            "request_id": row["id"], "at": now, "actor": sender, "event": "message_refused",
-            "from_status": state.status.value, "to_status": state.status.value,
-            "detail": {"text": str(exc)}, "raw_message_id": raw_id,
-        })
-        return _refusal("messageInfo", f"refused in status {state.status.value}: {exc}")
-    extra = {}
-    if message.header.supplying_agency_request_id:
-        ids = dict((row.get("extra") or {}).get("supplier_request_ids", {}))
-        ids[sender] = message.header.supplying_agency_request_id
-        extra["supplier_request_ids"] = ids
-    _write_decision(conn, ctx, row, decision, now=now, raw_message_id=raw_id, extra=extra)
-    return []
+@dataclass
+class _Applied:
+    """One message of a group that is not a duplicate: what it did, until its rows are written."""
+
+    step: SupplierMessageStep
+    confirmation: bytes
+    history: list[dict[str, Any]]  # warnings and refusals (raw_message_id filled in later)
+    decision: Decision | None = None
+    request: rows.Loaded | None = None  # the request after this message (when decided)
+
+
+class StoredBefore(Exception):
+    """A message of a group had been received before: the group's decisions are void."""
+
+
+def _stored_confirmation(conn: Connection, key: queries.MessageKey) -> bytes:
+    stored = queries.find_raw_message(conn, key)
+    if stored is None or stored["confirmation"] is None:
+        raise queries.IntegrityError("raw message stored without a confirmation", None, Exception(str(key)))
+    return stored["confirmation"]
+
+
+class SupplierMessages:
+    """Applies a group of supplyingAgencyMessages with a few statements for the whole group.
+
+    Per message the outcome is the one a step of its own would have: messages for the same
+    request apply in order, each on top of the one before; a message already stored (or a
+    second copy within the group) gets the first one's confirmation and changes nothing; a
+    refused message is recorded and answered with an ERROR confirmation. Anything that raises
+    makes the writer run the group's steps one by one instead (DESIGN §2).
+    """
+
+    def __init__(self, ctx: ServiceContext, cache: rows.StateCache | None = None):
+        self.ctx = ctx
+        self.cache = cache or rows.StateCache()
+
+    def run_many(self, conn: Connection, steps: list[SupplierMessageStep]
+                 ) -> tuple[list[bytes], Callable[[], None] | None]:
+        """The confirmations of `steps`, and what to remember once they have committed."""
+        refs = [s.request_ref for s in steps if s.requester == self.ctx.agency]
+        loaded = rows.load_for_update(conn, refs, self.cache)
+        current = dict(loaded)  # external id -> the request as the messages so far left it
+        first: dict[queries.MessageKey, _Applied] = {}  # a second copy in the group gets the first's answer
+        for step in steps:
+            if step.key not in first:
+                first[step.key] = done = self._apply(step, current.get(step.request_ref))
+                if done.request is not None:
+                    current[step.request_ref] = done.request
+        applied = list(first.values())
+        raw_ids = queries.insert_raw_messages(
+            conn, [(a.step.key, a.step.body, a.step.now, a.confirmation) for a in applied])
+        if len(raw_ids) < len(applied):  # received before: the stored confirmation answers it
+            if len(applied) > 1:
+                raise StoredBefore("a message of the group was stored before; the group assumed it new")
+            return [_stored_confirmation(conn, applied[0].step.key)] * len(steps), None
+        self._write(conn, applied, raw_ids, loaded, current)
+        changed = [after for ref, after in current.items() if after is not loaded[ref]]
+        confirmations = [first[step.key].confirmation for step in steps]
+        return confirmations, (lambda: self.cache.put(changed)) if changed else None
+
+    def _apply(self, step: SupplierMessageStep, request: rows.Loaded | None) -> _Applied:
+        """Decide what one message does to its request, and the confirmation (no I/O)."""
+        faults, history, decision, after = self._judge(step, request)
+        return _Applied(step, answer(step.inbound, step.now, faults=faults), history, decision, after)
+
+    def _judge(self, step: SupplierMessageStep, request: rows.Loaded | None
+               ) -> tuple[list[Fault], list[dict[str, Any]], Decision | None, rows.Loaded | None]:
+        """(faults, history rows of its own, decision, the request after it)."""
+        ctx, sender, now = self.ctx, step.sender, step.now
+        if step.requester != ctx.agency:
+            return _refusal("header/requestingAgencyId",
+                            f"{step.requester!r} is not this gateway's agency ({ctx.agency})"), [], None, None
+        if request is None:
+            return _refusal("header/requestingAgencyRequestId",
+                            f"no borrowing request {step.request_ref!r} from {ctx.agency}"), [], None, None
+        state = request.state
+        status = state.status.value
+        history = [{  # the partner's tolerance profile repaired this message: say so on the record
+            "request_id": request.id, "at": now, "actor": sender, "event": "conformance_warning",
+            "from_status": status, "to_status": status, "detail": {"text": text},
+        } for text in step.warnings]
+        if all(entry.partner != sender for entry in state.rota):
+            return _refusal("header/supplyingAgencyId",
+                            f"{sender!r} is not in the rota of request {step.request_ref!r}"), history, None, None
+        try:
+            decision = decide(state, _supplier_event(step.message, now), ctx.policy)
+        except (IllegalTransition, InvalidInput) as exc:
+            history.append({
+                "request_id": request.id, "at": now, "actor": sender, "event": "message_refused",
+                "from_status": status, "to_status": status, "detail": {"text": str(exc)},
+            })
+            return _refusal("messageInfo", f"refused in status {status}: {exc}"), history, None, None
+        extra = request.extra
+        supplier_id = step.message.header.supplying_agency_request_id
+        if supplier_id and extra.get("supplier_request_ids", {}).get(sender) != supplier_id:
+            extra = {**extra, "supplier_request_ids": {**extra.get("supplier_request_ids", {}), sender: supplier_id}}
+        after = rows.Loaded(request.id, request.external_id, request.version + 1, decision.state,
+                            request.state_json, extra)
+        return [], history, decision, after
+
+    def _write(self, conn: Connection, applied: list[_Applied], raw_ids: dict[queries.MessageKey, int],
+               loaded: dict[str, rows.Loaded], current: dict[str, rows.Loaded]) -> None:
+        children = ChildRows()
+        for a in applied:
+            raw_id = raw_ids[a.step.key]
+            for row in a.history:
+                row["raw_message_id"] = raw_id
+            children.history.extend(a.history)
+            if a.decision is not None and a.request is not None:
+                children.add(self.ctx, a.request.id, a.request.external_id, a.request.extra, a.decision,
+                             a.step.now, raw_id)
+        children.write(conn)
+        self._update_requests(conn, applied, loaded, current)
+
+    def _update_requests(self, conn: Connection, applied: list[_Applied], loaded: dict[str, rows.Loaded],
+                         current: dict[str, rows.Loaded]) -> None:
+        """One version-checked update per request that the group moved on: its final state (with
+        the version counting every step), or only the version when no step changed the state."""
+        last_step = {a.request.external_id: a.step.now for a in applied if a.request is not None}
+        updates, rotas = [], {}
+        for ref, now in last_step.items():
+            before, after = loaded[ref], current[ref]
+            values: dict[str, Any] = {}
+            if after.state != before.state or after.extra != before.extra:
+                state_json = rows.encode_state(after.state, before)
+                current[ref] = after = replace(after, state_json=state_json)
+                values = rows.status_columns(after.state, {**after.extra, "state": state_json})
+                if after.state.details != before.state.details:
+                    values.update(rows.detail_columns(after.state.details))
+                if after.state.rota != before.state.rota:
+                    rotas[after.id] = (before.state, after.state)
+            updates.append(queries.RequestUpdate(after.id, before.version, after.version, values, now))
+        if not queries.update_requests(conn, updates):
+            raise Conflict("a borrowing request changed under us")
+        rows.write_rotas(conn, rotas, self.ctx.policy)
 
 
 # --- the service -----------------------------------------------------------------------------------
@@ -276,6 +410,7 @@ class BorrowingService:
                  notify: Callable[[], None] = lambda: None):
         # notify: called after a commit that queued outbox rows, so the worker wakes at once
         self.writer, self.ctx, self.clock, self.notify = writer, ctx, clock, notify
+        self.supplier_messages = SupplierMessages(ctx)  # groups inbound messages; keeps their states
 
     def _queued(self, result: StepResult) -> StepResult:
         if result.decision.outgoing:
@@ -290,7 +425,7 @@ class BorrowingService:
         return self._queued(await self.writer.run(event_step(self.ctx, request_id, event, self.clock())))
 
     async def receive_supplier_message(self, inbound: Inbound, body: bytes, warnings: tuple[str, ...] = ()) -> bytes:
-        return await self.writer.run(supplier_message_step(self.ctx, inbound, body, self.clock(), warnings))
+        return await self.writer.run(SupplierMessageStep(self.supplier_messages, inbound, body, self.clock(), warnings))
 
     async def request_confirmed(self, request_id: int, partner: str) -> StepResult:
         now = self.clock()

@@ -2,15 +2,22 @@
 
 The core's whole state lives as JSON in `borrowing_requests.extra["state"]`; the other
 columns and the `rota_entries` rows are copies kept for listing, filtering and display.
+
+The inbound-message path loads requests as `Loaded` (id, version, decoded state) for a whole
+group of messages at once, and keeps what it committed in a `StateCache`, so a request that
+is busy does not have its JSON parsed and decoded again for every message.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, Text, bindparam, delete, select, type_coerce
 
 from ..core import BorrowingPolicy, BorrowingState, Decision, RequestDetails
 from ..core._system import next_deadline
@@ -40,21 +47,30 @@ def state_of(row: dict[str, Any]) -> BorrowingState:
 
 
 def request_columns(state: BorrowingState, extra: dict[str, Any]) -> dict[str, Any]:
-    d = state.details
+    return {**detail_columns(state.details), **status_columns(state, {**extra, "state": to_json(state)})}
+
+
+def detail_columns(d: RequestDetails) -> dict[str, Any]:
     columns = {name: getattr(d, name) for name in DETAIL_COLUMNS}
-    current = state.current
     columns.update(
         other_identifiers=[{"type": t, "value": v} for t, v in d.other_identifiers] or None,
         service_type=d.service_type.value,
-        status=state.status.value,
-        previous_status=state.previous_status.value if state.previous_status else None,
-        needs_attention=state.needs_attention,
-        attention_reason=", ".join(sorted(flag.value for flag in state.flags)) or None,
-        active_partner=current.partner if current else None,
-        due_date=state.due_date,
-        extra={**extra, "state": to_json(state)},
     )
     return columns
+
+
+def status_columns(state: BorrowingState, extra: dict[str, Any]) -> dict[str, Any]:
+    """The columns a step changes unless it edits the details; `extra` is the whole JSON."""
+    current = state.current
+    return {
+        "status": state.status.value,
+        "previous_status": state.previous_status.value if state.previous_status else None,
+        "needs_attention": state.needs_attention,
+        "attention_reason": ", ".join(sorted(flag.value for flag in state.flags)) or None,
+        "active_partner": current.partner if current else None,
+        "due_date": state.due_date,
+        "extra": extra,
+    }
 
 
 def rota_rows(state: BorrowingState, policy: BorrowingPolicy) -> list[dict[str, Any]]:
@@ -106,3 +122,119 @@ def due_request_ids(conn: Connection, now: datetime) -> list[int]:
         .distinct()
     )
     return list(conn.execute(stmt).scalars())
+
+
+def write_rotas(conn: Connection, changes: Mapping[int, tuple[BorrowingState, BorrowingState]],
+                policy: BorrowingPolicy) -> None:
+    """Bring the `rota_entries` of several requests from their state before to their state after.
+    While the partners stay the same and in the same order, only the entries that changed are
+    updated (one executemany for all); any other change of the rota replaces that request's
+    entries."""
+    in_place: list[dict[str, Any]] = []
+    replaced: dict[int, BorrowingState] = {}
+    for request_id, (before, after) in changes.items():
+        if [e.partner for e in before.rota] == [e.partner for e in after.rota]:
+            in_place.extend({"_request_id": request_id, "_agency": new["agency"], **{"r_" + k: new[k] for k in _ROTA_COLUMNS}}
+                            for old, new in zip(rota_rows(before, policy), rota_rows(after, policy)) if new != old)
+        else:
+            replaced[request_id] = after
+    if in_place:
+        conn.execute(_UPDATE_ROTA_ENTRY, in_place)
+    if replaced:
+        conn.execute(delete(rota_entries_t).where(rota_entries_t.c.request_id.in_(list(replaced))))
+        rows = [{**row, "request_id": request_id}
+                for request_id, state in replaced.items() for row in rota_rows(state, policy)]
+        if rows:
+            conn.execute(rota_entries_t.insert(), rows)
+
+
+_ROTA_COLUMNS = ("position", "state", "last_status", "last_reason", "last_answer", "sent_at", "deadline_at",
+                 "status_request_sent_at")
+_UPDATE_ROTA_ENTRY = (
+    rota_entries_t.update()
+    .where(rota_entries_t.c.request_id == bindparam("_request_id"), rota_entries_t.c.agency == bindparam("_agency"))
+    .values({name: bindparam("r_" + name) for name in _ROTA_COLUMNS})
+)
+
+
+# --- requests as the inbound-message path works on them --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A borrowing request at one version: its decoded state, that state's JSON (kept so that
+    unchanged parts need not be encoded again) and the rest of `extra`."""
+
+    id: int
+    external_id: str
+    version: int
+    state: BorrowingState
+    state_json: dict[str, Any]
+    extra: dict[str, Any]  # `extra` without "state"; treat as read-only
+
+
+class StateCache:
+    """The last committed `Loaded` of recently used requests, by id (least recently used out).
+
+    An entry is used only when its version is the one the database holds, so a change made by
+    anyone else (another process, a staff step) simply misses. Entries are put only after the
+    transaction that wrote them has committed.
+    """
+
+    def __init__(self, capacity: int = 2048):  # an entry takes about 9 KB
+        self.capacity = capacity
+        self._entries: OrderedDict[int, Loaded] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, request_id: int, version: int) -> Loaded | None:
+        entry = self._entries.get(request_id)
+        if entry is None or entry.version != version:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(request_id)
+        self.hits += 1
+        return entry
+
+    def put(self, entries: Iterable[Loaded]) -> None:
+        for entry in entries:
+            self._entries[entry.id] = entry
+            self._entries.move_to_end(entry.id)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+_t = borrowing_requests_t
+# `extra` as its stored text: parsed only when the cache does not have that version already.
+_SELECT_FOR_STEPS = (
+    select(_t.c.id, _t.c.external_id, _t.c.version, type_coerce(_t.c.extra, Text).label("extra"))
+    .where(_t.c.external_id.in_(bindparam("refs", expanding=True)))
+    .order_by(_t.c.id)
+    .with_for_update()  # PostgreSQL: hold the rows until commit; SQLite's write transaction does
+)
+
+
+def load_for_update(conn: Connection, external_ids: Iterable[str], cache: StateCache) -> dict[str, Loaded]:
+    """The requests with these external ids (missing ones left out), locked until the commit."""
+    refs = sorted(set(external_ids))
+    if not refs:
+        return {}
+    found: dict[str, Loaded] = {}
+    for request_id, external_id, version, extra_text in conn.execute(_SELECT_FOR_STEPS, {"refs": refs}):
+        loaded = cache.get(request_id, version)
+        if loaded is None:
+            extra = json.loads(extra_text) if isinstance(extra_text, str) else dict(extra_text or {})
+            state_json = extra.pop("state")
+            loaded = Loaded(request_id, external_id, version, from_json(BorrowingState, state_json), state_json, extra)
+        found[external_id] = loaded
+    return found
+
+
+def encode_state(state: BorrowingState, base: Loaded) -> dict[str, Any]:
+    """`to_json(state)`, reusing the JSON of `base` for each part that is the very same object
+    (the state is immutable all the way down, so the same object has the same JSON)."""
+    before = base.state
+    return {name: base.state_json[name] if getattr(state, name) is getattr(before, name) and name in base.state_json
+            else to_json(getattr(state, name)) for name in STATE_FIELDS}
+
+
+STATE_FIELDS = tuple(f.name for f in fields(BorrowingState))

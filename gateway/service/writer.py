@@ -5,23 +5,46 @@ A step is a plain function of a SQLAlchemy `Connection`. The writer queues steps
 answers each caller. A step that raises rolls back alone; its neighbours still commit. A step
 that raises `Conflict` (another process changed the row first) is run again in the next batch.
 
-SQLite has one writer anyway, so grouping is where its throughput comes from; its batches
-run in one dedicated thread on the stdlib driver, because a hop to aiosqlite's thread per
-statement costs more than the statement. On PostgreSQL the same steps run on the async engine,
-and several processes may run writers side by side: optimistic version checks keep them from
+SQLite has one writer anyway, so grouping is where its throughput comes from. Its batches run
+on the stdlib driver (a hop to aiosqlite's thread per statement costs more than the statement),
+by default in the event loop's own thread: a writer thread would overlap only SQLite's own C
+work, and trading the GIL with the event loop for the rest cost more than that overlap won
+(bench/bench_inbound.py: about a third fewer messages per second). `sqlite_thread=True` gives
+the writer its own thread again. A batch never holds SQLite's write lock across an `await`, so
+writers in one process cannot block each other; but while another process (or an aiosqlite
+connection of this one) holds the lock, the event loop waits for it, up to the busy timeout. On PostgreSQL the same steps run on the async engine, and
+several processes may run writers side by side: optimistic version checks keep them from
 losing each other's updates.
+
+A batch waits a little for more steps when fewer are queued than were about at the previous
+batch (`linger`), so that the callers just answered join the next transaction.
+
+SQLite copies its write-ahead log back into the database file (a checkpoint, with two fsyncs)
+in the commit that happens to cross 1000 pages. The writer leaves that to a thread of its own
+(`_Checkpointer`, which runs in C without the GIL), so no commit, and so no event loop, waits
+for it; the writer's own connection checkpoints only as a backstop, far later.
+
+A step may also carry `run_many(conn, steps) -> (results, after_commit)`: the writer then hands
+it a run of consecutive steps that share the same `run_many` at once, so they can be applied
+with a few statements for the whole run instead of several per step. A batch that is one such
+run gets no savepoint; otherwise the run gets one. `after_commit` (or None) is called once the
+transaction has committed (e.g. to remember what was written). If `run_many` raises, what it
+did is rolled back and each of its steps is run alone (`run_many(conn, [step])` in its own
+savepoint), so a failing step still fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store.db import begin_write, is_sqlite, make_sync_engine
@@ -42,30 +65,142 @@ class _Job(Generic[T]):
     attempts: int = 0
 
 
-def _run_steps(conn: Connection, steps: list[Step]) -> list[tuple[bool, Any]]:
-    outcomes: list[tuple[bool, Any]] = []
-    for step in steps:
-        savepoint = conn.begin_nested()
+Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
+AfterCommit = Callable[[], None]
+
+
+def _runner(step: Step) -> Any:
+    return getattr(step, "run_many", None)
+
+
+def _one_run(steps: list[Step]) -> bool:
+    """All of `steps` go to the same `run_many`."""
+    first = _runner(steps[0])
+    return first is not None and all(_runner(step) == first for step in steps[1:])
+
+
+def _run_steps(conn: Connection, steps: list[Step], whole: bool = False
+               ) -> tuple[list[Outcome], list[AfterCommit]]:
+    """Run `steps` in order; return their outcomes and what to call after the commit.
+
+    `whole`: the steps are one run (`_one_run`) and get no savepoint; if it raises, the
+    transaction rolls back and the writer runs the steps again the usual way."""
+    if whole:
+        values, hook = _runner(steps[0])(conn, steps)
+        return [(True, value) for value in values], [hook] if hook else []
+    outcomes: list[Outcome] = []
+    after_commit: list[AfterCommit] = []
+    for run_many, run in groupby(steps, key=_runner):
+        run = list(run)
+        if run_many is not None and len(run) > 1:
+            results = _savepoint(conn, lambda: run_many(conn, run))
+            if results[0]:
+                values, hook = results[1]
+                outcomes.extend((True, value) for value in values)
+                after_commit.extend([hook] if hook else [])
+                continue
+            log.debug("batch of %d steps failed (%r); running them one by one", len(run), results[1])
+        for step in run:
+            outcomes.append(_run_one(conn, step, after_commit))
+    return outcomes, after_commit
+
+
+def _run_one(conn: Connection, step: Step, after_commit: list[AfterCommit]) -> Outcome:
+    run_many = _runner(step)
+    if run_many is None:
+        return _savepoint(conn, lambda: step(conn))
+    ok, value = _savepoint(conn, lambda: run_many(conn, [step]))
+    if not ok:
+        return ok, value
+    (result,), hook = value
+    after_commit.extend([hook] if hook else [])
+    return True, result
+
+
+def _savepoint(conn: Connection, work: Callable[[], Any]) -> Outcome:
+    savepoint = conn.begin_nested()
+    try:
+        result = work()
+    except Exception as exc:  # noqa: BLE001 - handed to the step's caller
+        savepoint.rollback()
+        return False, exc
+    savepoint.commit()
+    return True, result
+
+
+def _resolve(future: asyncio.Future | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _committed(after_commit: list[AfterCommit]) -> None:
+    for hook in after_commit:
         try:
-            result = step(conn)
-        except Exception as exc:  # noqa: BLE001 - handed to the step's caller
-            savepoint.rollback()
-            outcomes.append((False, exc))
-        else:
-            savepoint.commit()
-            outcomes.append((True, result))
-    return outcomes
+            hook()
+        except Exception:  # the data is committed; a hook only remembers things
+            log.exception("after-commit hook failed")
+
+
+class _Checkpointer:
+    """Checkpoints a SQLite database in a thread with a connection of its own, when poked.
+
+    A PASSIVE checkpoint copies what it can without waiting for readers or the writer; what it
+    cannot copy yet waits for the next one."""
+
+    EVERY = 16  # commits between checkpoints (SQLite's own default is about every 1000 pages)
+    BACKSTOP_PAGES = 20_000  # the writer's connection checkpoints itself past this many
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._commits = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        event.listen(engine, "connect", self._on_connect)
+        self._thread = threading.Thread(target=self._run, name="gateway-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={self.BACKSTOP_PAGES}")
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits % self.EVERY == 0:
+            self._wake.set()
+
+    def _run(self) -> None:
+        with self._engine.connect() as conn:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:  # noqa: BLE001 - the backstop still bounds the log
+                    log.exception("checkpoint failed")
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
 
 
 class Writer:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 64, max_conflicts: int = 5):
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 64, max_conflicts: int = 5,
+                 linger: float = 0.001, sqlite_thread: bool = False):
+        """`linger`: how long a batch may wait for more jobs (see `_gather`). `sqlite_thread`:
+        run SQLite batches in a thread of their own instead of the event loop's (see above)."""
         self.engine = engine
         self.max_batch = max_batch
+        self.linger = linger
         self.max_conflicts = max_conflicts
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._arrival: asyncio.Future | None = None  # the writer waits on it for more jobs
         self._task: asyncio.Task | None = None
         self._sync_engine = make_sync_engine(engine.url) if is_sqlite(engine) else None
-        self._thread = ThreadPoolExecutor(1, "gateway-writer") if self._sync_engine is not None else None
+        self._inline = self._sync_engine is not None and not sqlite_thread
+        self._thread = ThreadPoolExecutor(1, "gateway-writer") if self._sync_engine is not None and sqlite_thread else None
+        self._checkpointer = _Checkpointer(self._sync_engine) if self._sync_engine is not None else None
         self.batches = 0  # for tests and benchmarks
         self.steps = 0
 
@@ -83,8 +218,12 @@ class Writer:
             self._task = None
         if self._thread is not None:
             self._thread.shutdown(wait=True)
-            self._sync_engine.dispose()  # type: ignore[union-attr]
             self._thread = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
     async def run(self, step: Step[T]) -> T:
         """Run `step` in the next group transaction; return its result once committed."""
@@ -92,29 +231,70 @@ class Writer:
             await self.start()
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(step, future))
+        _resolve(self._arrival)
         return await future
 
     async def _loop(self) -> None:
+        busy = 1  # callers seen around the previous batch: its jobs and those queued meanwhile
         while True:
             jobs = [await self._queue.get()]
-            while len(jobs) < self.max_batch and not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
+            await self._gather(jobs, busy)
             await self._run_batch(jobs)
+            busy = len(jobs) + self._queue.qsize()
 
-    def _transaction(self, steps: list[Step]) -> list[tuple[bool, Any]]:
+    async def _gather(self, jobs: list[_Job], expected: int) -> None:
+        """Take queued jobs up to `max_batch`. While fewer than `expected` are there, wait a
+        little (up to `linger` seconds) for more: the callers just answered are likely sending
+        their next job, and a transaction costs much the same for one step as for several, so
+        they join this batch rather than one of them paying for a transaction alone while the
+        rest wait."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger
+        while len(jobs) < self.max_batch:
+            if not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            elif len(jobs) >= expected or loop.time() >= deadline:
+                return
+            else:
+                self._arrival = loop.create_future()
+                timer = loop.call_at(deadline, _resolve, self._arrival)
+                await self._arrival
+                timer.cancel()
+
+    def _transaction(self, steps: list[Step], whole: bool = False) -> list[Outcome]:
         with begin_write(self._sync_engine) as conn:
-            return _run_steps(conn, steps)
+            outcomes, after_commit = _run_steps(conn, steps, whole)
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+        _committed(after_commit)
+        return outcomes
 
-    async def _execute(self, steps: list[Step]) -> list[tuple[bool, Any]]:
+    async def _execute(self, steps: list[Step], whole: bool = False) -> list[Outcome]:
         """One transaction for `steps`, committed before this returns."""
+        if self._inline:
+            return self._transaction(steps, whole)
         if self._thread is not None:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, steps)
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, steps, whole)
         async with begin_write(self.engine) as conn:
-            return await conn.run_sync(_run_steps, steps)
+            outcomes, after_commit = await conn.run_sync(_run_steps, steps, whole)
+        _committed(after_commit)
+        return outcomes
+
+    async def _run_whole(self, steps: list[Step]) -> list[Outcome] | None:
+        """A batch of one run without savepoints (two statements fewer); None if it failed, and
+        then nothing of it was committed."""
+        try:
+            return await self._execute(steps, whole=True)
+        except Exception as exc:  # noqa: BLE001 - the steps run again, each on its own
+            log.debug("batch of %d steps failed (%r); running them the usual way", len(steps), exc)
+            return None
 
     async def _run_batch(self, jobs: list[_Job]) -> None:
+        steps = [job.step for job in jobs]
+        outcomes = await self._run_whole(steps) if _one_run(steps) else None
         try:
-            outcomes = await self._execute([job.step for job in jobs])
+            if outcomes is None:
+                outcomes = await self._execute(steps)
         except Exception:  # the transaction itself failed: give every step its own
             log.exception("group commit of %d steps failed; running them one by one", len(jobs))
             outcomes = []

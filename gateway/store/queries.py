@@ -46,6 +46,7 @@ __all__ = [
     "insert_outbox",
     "insert_raw_message",
     "insert_raw_message_if_new",
+    "insert_raw_messages",
     "insert_request",
     "insert_rota_entries",
     "load_lending",
@@ -56,7 +57,9 @@ __all__ = [
     "reset_sending_outbox",
     "set_raw_confirmation",
     "update_lending",
+    "RequestUpdate",
     "update_request",
+    "update_requests",
     "update_rota_entry",
 ]
 
@@ -200,6 +203,48 @@ def _update_request_stmt(columns: tuple[str, ...]) -> Any:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RequestUpdate:
+    """Set `values` on a borrowing request that is at `version`, moving it to `new_version`
+    (version + the number of steps the update carries)."""
+
+    request_id: int
+    version: int
+    new_version: int
+    values: Mapping[str, Any]
+    now: datetime
+
+
+def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
+    """Several version-checked updates, one executemany per set of columns.
+
+    False if some row was not at its expected version. Drivers that cannot count the rows of
+    an executemany (asyncpg) are checked only for single updates, so hold the rows first
+    (`SELECT ... FOR UPDATE`; SQLite's write transaction holds them anyway).
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for u in updates:
+        _check_values(u.values)
+        params = {**u.values, "updated_at": u.now}
+        groups.setdefault(tuple(sorted(params)), []).append(
+            {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id, "_version": u.version,
+             "_new_version": u.new_version})
+    for columns, rows in groups.items():
+        result = conn.execute(_update_requests_stmt(columns), rows[0] if len(rows) == 1 else rows)
+        if (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount) and result.rowcount != len(rows):
+            return False
+    return True
+
+
+@cache
+def _update_requests_stmt(columns: tuple[str, ...]) -> Any:
+    return (
+        update(_req)
+        .where(_req.c.id == bindparam("_id"), _req.c.version == bindparam("_version"))
+        .values({**{name: bindparam("v_" + name) for name in columns}, "version": bindparam("_new_version")})
+    )
+
+
 def update_rota_entry(conn: Connection, entry_id: int, values: Mapping[str, Any]) -> bool:
     """Set columns of one rota entry. Rota entries have no version of their own: change them in
     the same transaction as a version-checked `update_request` of their request."""
@@ -272,6 +317,31 @@ def find_raw_message(conn: Connection, key: MessageKey) -> Row | None:
 _FIND_RAW = select(_raw).where(*(_raw.c[name] == bindparam(name) for name in (
     "direction", "partner_agency", "kind", "requesting_agency", "requesting_agency_request_id",
     "message_timestamp", "body_sha256")))
+
+
+_KEY_COLUMNS = ("direction", "partner_agency", "kind", "requesting_agency", "requesting_agency_request_id",
+                "message_timestamp", "body_sha256")  # the fields of MessageKey, in order
+
+
+def insert_raw_messages(conn: Connection, messages: Sequence[tuple[MessageKey, bytes, datetime, bytes | None]]
+                        ) -> dict[MessageKey, int]:
+    """Store several messages verbatim, (key, body, received_at, confirmation) each, with distinct
+    keys, skipping any whose key is already stored (`ON CONFLICT DO NOTHING`). Returns the ids
+    of those it stored, by key; a key missing from the answer is a duplicate (`find_raw_message`
+    gives the first one). One statement, safe against a concurrent insert of the same message."""
+    if not messages:
+        return {}
+    rows = [_raw_values(key, body, received_at, confirmation) for key, body, received_at, confirmation in messages]
+    # Matched by key rather than by asking for RETURNING in parameter order, which on SQLite
+    # takes one INSERT per row.
+    return {MessageKey(*row[1:]): row[0] for row in conn.execute(_insert_raws_stmt(conn.dialect.name), rows)}
+
+
+@cache
+def _insert_raws_stmt(dialect: str) -> Any:
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (dialect_insert(_raw).on_conflict_do_nothing()
+            .returning(_raw.c.id, *(_raw.c[name] for name in _KEY_COLUMNS)))
 
 
 def _raw_values(key: MessageKey, body: bytes, received_at: datetime,
