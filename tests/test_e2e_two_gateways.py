@@ -368,19 +368,13 @@ OFFERS = {
 }
 
 
-# BUG (reported, not ours to fix here): in 2017 B's lending gateway writes loan conditions of an offer that
-# is not a shipment into the note ("Condition: LibraryUseOnly", gateway/service/lending_outgoing.py), since
-# 2017 has loanCondition only in deliveryInfo; A's borrowing side reads conditions only from
-# deliveryInfo/loanCondition and offeredCosts (gateway/service/borrowing.py `_supplier_event`). Conditions
-# alone: A sees a plain WillSupply (WILL_SUPPLY) while B waits in CONDITIONAL for an answer that never comes.
-# Conditions with costs: A is CONDITIONAL (the costs) but the rota entry lacks the condition.
-CONDITIONS_2017 = pytest.mark.xfail(strict=True, reason="2017 loan conditions travel in the note and A ignores them")
+# In 2017 an offer's loan conditions travel in the note (loanCondition lives in deliveryInfo only);
+# the borrowing side reads them from there.
 
 
 @pytest.mark.parametrize("version,offer", [
     ("2017", "costs"), ("2021", "conditions"), ("2021", "costs"), ("2021", "both"),
-    pytest.param("2017", "conditions", marks=CONDITIONS_2017),
-    pytest.param("2017", "both", marks=CONDITIONS_2017),
+    ("2017", "conditions"), ("2017", "both"),
 ])
 async def test_conditions_accepted(start, version, offer):
     net = await start(version)
@@ -460,9 +454,6 @@ async def test_unfilled_advances_the_rota(start):
     await net.check_messages()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: BorrowingService.receive_supplier_message does not wake the outbox worker (no notify()), so the "
-    "request to the next partner, queued by an Unfilled, waits for the worker's 1 s poll"))
 async def test_the_next_partner_gets_the_request_at_once(start):
     net = await start()
     req = await net.create("Foucault's Pendulum", (B, C), note="MOCK:XX-C:LOANED")

@@ -86,7 +86,8 @@ async def wait_healthy(url: str, proc: subprocess.Popen) -> None:
 
 
 async def send_until_confirmed(session: aiohttp.ClientSession, url: str, body: bytes, confirmed: Counter) -> None:
-    while True:
+    deadline = asyncio.get_running_loop().time() + 60  # fail, never hang
+    while asyncio.get_running_loop().time() < deadline:
         try:
             async with session.post(url, data=body, headers={"Content-Type": "application/xml"}) as response:
                 reply = decode(await response.read()).message
@@ -95,6 +96,18 @@ async def send_until_confirmed(session: aiohttp.ClientSession, url: str, body: b
                 return
         except (aiohttp.ClientError, asyncio.TimeoutError):
             await asyncio.sleep(0.05)  # the gateway is down: try again, as a partner would
+    raise AssertionError(f"never confirmed: {body[:200]!r}")
+
+
+async def outbox_state_counts(db: Path) -> Counter:
+    from gateway.store.db import make_engine
+
+    engine = make_engine(f"sqlite+aiosqlite:///{db}")
+    try:
+        async with engine.connect() as conn:
+            return Counter((await conn.execute(select(outbox_t.c.state))).scalars())
+    finally:
+        await engine.dispose()
 
 
 async def test_kill_9_mid_burst_loses_nothing_and_applies_nothing_twice(tmp_path):
@@ -154,14 +167,17 @@ url = "http://127.0.0.1:{partner_port}/iso18626"
             await notes
             # Resend everything once more: duplicates must be answered from the record.
             await asyncio.gather(*(send_until_confirmed(session, url + "/iso18626", b, confirmed) for b in bodies))
-        for _ in range(400):  # the outbox catches up after the restart
-            if {decode(b).message.header.requesting_agency_request_id for b in partner.received} >= set(refs):
+        for _ in range(300):  # the outbox catches up after the restart
+            states = await outbox_state_counts(db)
+            if states == Counter({"delivered": REQUESTS}):
                 break
             await asyncio.sleep(0.05)
+        assert states == Counter({"delivered": REQUESTS}), (states, proc.poll())
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
+            # Wait without blocking the loop: the partner here must keep answering meanwhile.
+            await asyncio.to_thread(proc.wait, 20)
         await runner.cleanup()
 
     assert 0 < killed_at < len(bodies) + REQUESTS

@@ -8,6 +8,7 @@ before that commit.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ from ..core import (
     decide,
 )
 from ..core.events import AddPartner
-from ..messages import ErrorType, Fault, Inbound, answer, model
+from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime
 from ..store import queries
 from ..store.models import general_messages_t, notes_t, received_items_t
@@ -201,6 +202,15 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
     return step
 
 
+_CONDITION_IN_NOTE = re.compile(r"^\s*Condition:\s*(\S+)|#ReShareAddLoanCondition#\s*(\w+)", re.M)
+
+
+def conditions_in_note(note: str | None) -> list[str]:
+    """Loan conditions written as text: ours and Alma's ("Condition: X"), ReShare's marker.
+    In 2017 an offer has nowhere else to carry them: loanCondition lives in deliveryInfo."""
+    return [a or b for a, b in _CONDITION_IN_NOTE.findall(note or "")]
+
+
 def _supplier_event(message: model.SupplyingAgencyMessage, now: datetime) -> SupplierMessage:
     info, status = message.message_info, message.status_info
     retry, delivery = message.retry_info, message.delivery_info
@@ -209,6 +219,8 @@ def _supplier_event(message: model.SupplyingAgencyMessage, now: datetime) -> Sup
     if retry is not None:
         conditions += [c.value for c in retry.loan_condition]
         costs += retry.offered_costs
+    if not conditions and status.status in (Status.WillSupply, Status.ExpectToSupply):
+        conditions = conditions_in_note(info.note)
     return SupplierMessage(
         partner=str(message.header.supplying_agency_id),
         reason=info.reason_for_message,
@@ -298,6 +310,7 @@ class SupplierMessages:
     def __init__(self, ctx: ServiceContext, cache: rows.StateCache | None = None):
         self.ctx = ctx
         self.cache = cache or rows.StateCache()
+        self.queued = False  # a group queued outbox rows: the service wakes the worker after commit
 
     def run_many(self, conn: Connection, steps: list[SupplierMessageStep]
                  ) -> tuple[list[bytes], Callable[[], None] | None]:
@@ -312,6 +325,7 @@ class SupplierMessages:
                 if done.request is not None:
                     current[step.request_ref] = done.request
         applied = list(first.values())
+        self.queued |= any(a.decision is not None and a.decision.outgoing for a in applied)
         raw_ids = queries.insert_raw_messages(
             conn, [(a.step.key, a.step.body, a.step.now, a.confirmation) for a in applied])
         if len(raw_ids) < len(applied):  # received before: the stored confirmation answers it
@@ -425,7 +439,11 @@ class BorrowingService:
         return self._queued(await self.writer.run(event_step(self.ctx, request_id, event, self.clock())))
 
     async def receive_supplier_message(self, inbound: Inbound, body: bytes, warnings: tuple[str, ...] = ()) -> bytes:
-        return await self.writer.run(SupplierMessageStep(self.supplier_messages, inbound, body, self.clock(), warnings))
+        reply = await self.writer.run(SupplierMessageStep(self.supplier_messages, inbound, body, self.clock(), warnings))
+        if self.supplier_messages.queued:  # e.g. an Unfilled sent the request to the next partner
+            self.supplier_messages.queued = False
+            self.notify()
+        return reply
 
     async def request_confirmed(self, request_id: int, partner: str) -> StepResult:
         now = self.clock()

@@ -6,13 +6,11 @@ answers each caller. A step that raises rolls back alone; its neighbours still c
 that raises `Conflict` (another process changed the row first) is run again in the next batch.
 
 SQLite has one writer anyway, so grouping is where its throughput comes from. Its batches run
-on the stdlib driver (a hop to aiosqlite's thread per statement costs more than the statement),
-by default in the event loop's own thread: a writer thread would overlap only SQLite's own C
-work, and trading the GIL with the event loop for the rest cost more than that overlap won
-(bench/bench_inbound.py: about a third fewer messages per second). `sqlite_thread=True` gives
-the writer its own thread again. A batch never holds SQLite's write lock across an `await`, so
-writers in one process cannot block each other; but while another process (or an aiosqlite
-connection of this one) holds the lock, the event loop waits for it, up to the busy timeout. On PostgreSQL the same steps run on the async engine, and
+on the stdlib driver (a hop to aiosqlite's thread per statement costs more than the statement)
+in a thread of their own. `sqlite_thread=False` runs them in the event loop's thread instead:
+about a third more messages per second in bench/bench_inbound.py (no GIL hand-offs), but the
+loop then waits out any SQLite lock held elsewhere, and the kill -9 reliability test hung with
+it now and then, so it is not the default. On PostgreSQL the same steps run on the async engine, and
 several processes may run writers side by side: optimistic version checks keep them from
 losing each other's updates.
 
@@ -187,7 +185,7 @@ class _Checkpointer:
 
 class Writer:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 64, max_conflicts: int = 5,
-                 linger: float = 0.001, sqlite_thread: bool = False):
+                 linger: float = 0.001, sqlite_thread: bool = True):
         """`linger`: how long a batch may wait for more jobs (see `_gather`). `sqlite_thread`:
         run SQLite batches in a thread of their own instead of the event loop's (see above)."""
         self.engine = engine
