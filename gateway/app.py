@@ -8,6 +8,7 @@ whose clean-up stops them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from .transport.outbox import OutboxWorker
 from .transport.scheduler import Scheduler
 
 GATEWAY = web.AppKey("gateway", object)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,9 +71,12 @@ class Gateway:
             await part.start()
 
     async def close(self) -> None:
-        for part in reversed(self.background):
-            await part.close()
-        await self.writer.close()
+        # Each part gets a bounded time to stop, so one stuck part cannot hang a shutdown.
+        for part in [*reversed(self.background), self.writer]:
+            try:
+                await asyncio.wait_for(part.close(), timeout=15)
+            except asyncio.TimeoutError:
+                log.error("%s did not stop within 15 s", type(part).__name__)
         await self.engine.dispose()
 
 

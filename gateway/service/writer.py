@@ -193,6 +193,7 @@ class Writer:
         self.linger = linger
         self.max_conflicts = max_conflicts
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._inflight: list[_Job] = []  # the batch being run, for close()
         self._arrival: asyncio.Future | None = None  # the writer waits on it for more jobs
         self._task: asyncio.Task | None = None
         self._sync_engine = make_sync_engine(engine.url) if is_sqlite(engine) else None
@@ -214,6 +215,13 @@ class Writer:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        # Nobody may wait forever on a writer that has stopped: a batch cut short by the
+        # cancellation, or jobs still queued, are failed (their transaction never committed,
+        # or committed without its caller knowing: the caller treats it like a crash).
+        for job in [*self._inflight, *self._drain()]:
+            if not job.future.done():
+                job.future.set_exception(ConnectionError("the writer stopped before this step was answered"))
+        self._inflight = []
         if self._thread is not None:
             self._thread.shutdown(wait=True)
             self._thread = None
@@ -232,12 +240,20 @@ class Writer:
         _resolve(self._arrival)
         return await future
 
+    def _drain(self) -> list[_Job]:
+        jobs = []
+        while not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        return jobs
+
     async def _loop(self) -> None:
         busy = 1  # callers seen around the previous batch: its jobs and those queued meanwhile
         while True:
             jobs = [await self._queue.get()]
+            self._inflight = jobs
             await self._gather(jobs, busy)
             await self._run_batch(jobs)
+            self._inflight = []
             busy = len(jobs) + self._queue.qsize()
 
     async def _gather(self, jobs: list[_Job], expected: int) -> None:
