@@ -140,22 +140,28 @@ SYSTEM_ROWS: tuple[Row, ...] = (
 INITIAL: tuple[str, Target] = ("create", Outcome.FIRST_PARTNER)
 
 
-def _build(*groups: tuple[Row, ...]) -> dict[S, dict[str, Target]]:
-    table: dict[S, dict[str, Target]] = {s: {} for s in S}
+def build_table(statuses, *groups):
+    """status -> event key -> target, from rows of (statuses, key, target); a pair given twice
+    is a mistake in the rows. Shared with the lending table."""
+    table = {s: {} for s in statuses}
     for rows in groups:
-        for statuses, key, target in rows:
-            for status in statuses:
+        for row_statuses, key, target in rows:
+            for status in row_statuses:
                 if key in table[status]:
                     raise AssertionError(f"duplicate transition ({status}, {key})")
                 table[status][key] = target
     return table
 
 
-TABLE = _build(STAFF_ROWS, PARTNER_ROWS, SYSTEM_ROWS)
+TABLE: dict[S, dict[str, Target]] = build_table(S, STAFF_ROWS, PARTNER_ROWS, SYSTEM_ROWS)
 
 
-def _keys(rows: tuple[Row, ...]) -> tuple[str, ...]:
+def row_keys(rows) -> tuple[str, ...]:
+    """The event keys of some rows, in first-seen order."""
     return tuple(dict.fromkeys(key for _, key, _ in rows))
+
+
+_keys = row_keys
 
 
 STAFF_KEYS = ("create", *_keys(STAFF_ROWS))

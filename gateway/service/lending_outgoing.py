@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..core.lending import LendingState, OutgoingSupplierMessage
-from ..messages import Version, encode, model
+from ..messages import Version, model
 from ..messages.codes import Status
 
 AgencyId = model.AgencyId
@@ -79,9 +79,3 @@ def build_supplying_message(out: OutgoingSupplierMessage, state: LendingState, *
         retry_info=retry,
         delivery_info=delivery,
     )
-
-
-def encode_supplying_message(out: OutgoingSupplierMessage, state: LendingState, *, ours: str, their_request_id: str,
-                             our_request_id: str, now: datetime, version: Version) -> bytes:
-    return encode(build_supplying_message(out, state, ours=ours, their_request_id=their_request_id,
-                                          our_request_id=our_request_id, now=now, version=version), version)

@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 from gateway.messages.codes import ServiceType
 
 from ..errors import IllegalTransition
+from ..transitions import build_table, row_keys
 from .state import STATUS_BOUND, LendingState, Pending
 from .statuses import (
     ALL, BEFORE_SHIPPING, FINAL, ON_LOAN, OPEN, OUT, PROMISED, UNANSWERED, WAITING_FOR_BORROWER,
@@ -123,22 +124,8 @@ WHILE_PENDING: dict[Pending, frozenset[str]] = {
 }
 
 
-def _build(*groups: tuple[Row, ...]) -> dict[L, dict[str, Target]]:
-    table: dict[L, dict[str, Target]] = {s: {} for s in L}
-    for rows in groups:
-        for statuses, key, target in rows:
-            for status in statuses:
-                if key in table[status]:
-                    raise AssertionError(f"duplicate transition ({status}, {key})")
-                table[status][key] = target
-    return table
-
-
-LENDING_TABLE = _build(STAFF_ROWS, BORROWER_ROWS, SYSTEM_ROWS)
-
-
-def _keys(rows: tuple[Row, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(key for _, key, _ in rows))
+LENDING_TABLE: dict[L, dict[str, Target]] = build_table(L, STAFF_ROWS, BORROWER_ROWS, SYSTEM_ROWS)
+_keys = row_keys
 
 
 STAFF_KEYS = _keys(STAFF_ROWS)
