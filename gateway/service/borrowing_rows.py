@@ -23,6 +23,7 @@ from ..core import BorrowingPolicy, BorrowingState, Decision, RequestDetails
 from ..core._system import next_deadline
 from ..store import queries
 from ..store.models import borrowing_requests_t, rota_entries_t
+from ..store.prepared import Prepared
 from .snapshot import from_json, to_json
 
 DETAIL_COLUMNS = tuple(f.name for f in fields(RequestDetails) if f.name != "other_identifiers")
@@ -138,19 +139,18 @@ def write_rotas(conn: Connection, changes: Mapping[int, tuple[BorrowingState, Bo
                             for old, new in zip(rota_rows(before, policy), rota_rows(after, policy)) if new != old)
         else:
             replaced[request_id] = after
-    if in_place:
-        conn.execute(_UPDATE_ROTA_ENTRY, in_place)
+    _UPDATE_ROTA_ENTRY.executemany(conn, in_place)
     if replaced:
         conn.execute(delete(rota_entries_t).where(rota_entries_t.c.request_id.in_(list(replaced))))
         rows = [{**row, "request_id": request_id}
                 for request_id, state in replaced.items() for row in rota_rows(state, policy)]
         if rows:
-            conn.execute(rota_entries_t.insert(), rows)
+            queries.insert_rows(conn, rota_entries_t, rows)
 
 
 _ROTA_COLUMNS = ("position", "state", "last_status", "last_reason", "last_answer", "sent_at", "deadline_at",
                  "status_request_sent_at")
-_UPDATE_ROTA_ENTRY = (
+_UPDATE_ROTA_ENTRY = Prepared(
     rota_entries_t.update()
     .where(rota_entries_t.c.request_id == bindparam("_request_id"), rota_entries_t.c.agency == bindparam("_agency"))
     .values({name: bindparam("r_" + name) for name in _ROTA_COLUMNS})

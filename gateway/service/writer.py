@@ -166,16 +166,21 @@ class _Checkpointer:
             self._wake.set()
 
     def _run(self) -> None:
-        with self._engine.connect() as conn:
+        # On the driver's connection, outside any transaction: SQLAlchemy would begin one, and
+        # SQLite refuses to checkpoint inside a transaction ("database table is locked").
+        raw = self._engine.raw_connection()
+        try:
             while True:
                 self._wake.wait()
                 self._wake.clear()
                 if self._stopping:
                     return
                 try:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except Exception:  # noqa: BLE001 - the backstop still bounds the log
                     log.exception("checkpoint failed")
+        finally:
+            raw.close()
 
     def close(self) -> None:
         self._stopping = True

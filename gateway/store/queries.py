@@ -25,6 +25,7 @@ from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from .prepared import Prepared
 from .models import borrowing_requests_t as _req
 from .models import history_t as _hist
 from .models import lending_requests_t as _lend
@@ -49,6 +50,7 @@ __all__ = [
     "insert_raw_messages",
     "insert_request",
     "insert_rota_entries",
+    "insert_rows",
     "load_lending",
     "load_request",
     "load_request_by_external_id",
@@ -93,14 +95,20 @@ def _insert_of(table: Any) -> Any:
     return insert(table)
 
 
-def _insert_many(conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One executemany per distinct set of keys (usually one), so that column defaults apply
-    to the keys a row leaves out."""
-    groups: dict[frozenset[str], list[Mapping[str, Any]]] = {}
+@cache
+def _prepared_insert(table: Any, columns: tuple[str, ...]) -> Prepared:
+    return Prepared(insert(table), columns)
+
+
+def insert_rows(conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows: one executemany per distinct set of keys (usually one), so that column
+    defaults apply to the keys a row leaves out."""
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(frozenset(row), []).append(row)
-    for group in groups.values():
-        conn.execute(_insert_of(table), dict(group[0]) if len(group) == 1 else [dict(r) for r in group])
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for columns, group in groups.items():
+        _prepared_insert(table, columns).executemany(conn, group)
+
 
 
 def _check_values(values: Mapping[str, Any]) -> None:
@@ -146,7 +154,7 @@ def insert_rota_entries(
         row.setdefault("position", first_position + i)
         row["request_id"] = request_id
         rows.append(row)
-    _insert_many(conn, _rota, rows)
+    insert_rows(conn, _rota, rows)
 
 
 def load_request(conn: Connection, request_id: int) -> Row | None:
@@ -230,15 +238,15 @@ def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
             {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id, "_version": u.version,
              "_new_version": u.new_version})
     for columns, rows in groups.items():
-        result = conn.execute(_update_requests_stmt(columns), rows[0] if len(rows) == 1 else rows)
-        if (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount) and result.rowcount != len(rows):
+        changed = _update_requests_stmt(columns).executemany(conn, rows)
+        if (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(rows):
             return False
     return True
 
 
 @cache
-def _update_requests_stmt(columns: tuple[str, ...]) -> Any:
-    return (
+def _update_requests_stmt(columns: tuple[str, ...]) -> Prepared:
+    return Prepared(
         update(_req)
         .where(_req.c.id == bindparam("_id"), _req.c.version == bindparam("_version"))
         .values({**{name: bindparam("v_" + name) for name in columns}, "version": bindparam("_new_version")})
@@ -259,7 +267,7 @@ def update_rota_entry(conn: Connection, entry_id: int, values: Mapping[str, Any]
 
 def insert_history(conn: Connection, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
     """Insert one history row or several (one round trip). Pass `at` (the step's time)."""
-    _insert_many(conn, _hist, [rows] if isinstance(rows, Mapping) else rows)
+    insert_rows(conn, _hist, [rows] if isinstance(rows, Mapping) else rows)
 
 
 # --- raw messages and idempotency ---------------------------------------------------------------
@@ -332,8 +340,10 @@ def insert_raw_messages(conn: Connection, messages: Sequence[tuple[MessageKey, b
     if not messages:
         return {}
     rows = [_raw_values(key, body, received_at, confirmation) for key, body, received_at, confirmation in messages]
-    # Matched by key rather than by asking for RETURNING in parameter order, which on SQLite
-    # takes one INSERT per row.
+    if conn.dialect.name == "sqlite":  # one cheap INSERT per row on the driver's cursor
+        inserted = ((key, _INSERT_RAW_IF_NEW.insert(conn, row)) for (key, *_), row in zip(messages, rows))
+        return {key: raw_id for key, raw_id in inserted if raw_id is not None}
+    # Matched by key rather than by asking for RETURNING in parameter order.
     return {MessageKey(*row[1:]): row[0] for row in conn.execute(_insert_raws_stmt(conn.dialect.name), rows)}
 
 
@@ -342,6 +352,10 @@ def _insert_raws_stmt(dialect: str) -> Any:
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (dialect_insert(_raw).on_conflict_do_nothing()
             .returning(_raw.c.id, *(_raw.c[name] for name in _KEY_COLUMNS)))
+
+
+_INSERT_RAW_IF_NEW = Prepared(sqlite.insert(_raw).on_conflict_do_nothing(), (
+    *_KEY_COLUMNS, "body", "received_at", "confirmation"))
 
 
 def _raw_values(key: MessageKey, body: bytes, received_at: datetime,
