@@ -232,11 +232,23 @@ def _schemas() -> dict[str, Any]:
                                                            "currency": {"type": "string"}}, ["amount", "currency"])},
         "retry_after": DATETIME, "retry_before": DATETIME, "supplying_agency_request_id": NULLABLE_STRING,
     }, ["agency", "position", "state", "last_status"])
+    markers = _obj({
+        "seq": {"type": ["integer", "null"], "description": "#seq:N#, the sender's message number"},
+        "last_seq": {"type": ["integer", "null"], "description": "#lastSeq:N#"},
+        "flags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                  "description": "#ReShare…# markers without the '#', sorted"},
+        "updated_fields": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "#ReShareUpdatedField-<Field>:<value>#, by field"},
+        "cluster_id": {"type": ["string", "null"], "description": "transferToCluster:<id>"},
+        "text": {"type": "string", "description": "the note with the markers removed"},
+    }, ["seq", "last_seq", "flags", "updated_fields", "cluster_id", "text"], type=["object", "null"],
+        description="an inbound note's ReShare markers as data (PEERS §2); null without markers and when outbound")
     message = _obj({
         "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
         "direction": {"type": "string", "enum": ["in", "out"]}, "partner": NULLABLE_STRING,
         "actor": NULLABLE_STRING, "text": {"type": "string"}, "raw_message_id": {"type": ["integer", "null"]},
-    }, ["id", "at", "direction", "partner", "text"])
+        "markers": markers,
+    }, ["id", "at", "direction", "partner", "text", "markers"])
     note = _obj({"id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
                  "actor": NULLABLE_STRING, "text": {"type": "string"}}, ["id", "created_at", "text"])
     received = _obj({"id": {"type": "integer"}, "barcode": NULLABLE_STRING, "description": NULLABLE_STRING,

@@ -306,7 +306,7 @@ def history_json(row: dict[str, Any]) -> dict[str, Any]:
 def message_json(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "at": _iso(row["at"]), "direction": row["direction"],
             "partner": row["partner_agency"], "actor": row["actor"], "text": row["text"],
-            "raw_message_id": row["raw_message_id"]}
+            "raw_message_id": row["raw_message_id"], "markers": row["markers"]}
 
 
 def note_json(row: dict[str, Any]) -> dict[str, Any]:

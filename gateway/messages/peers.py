@@ -1,13 +1,15 @@
 """Pure helpers for what particular partners put on the wire (PEERS.md sections 1 and 2).
 
 ReShare (mod-rs) carries what the schema lacks inside `note` as markers:
-`parse_reshare_markers(note)` takes them out into a `ReShareNote`.
+`parse_reshare_markers(note)` takes them out into a `ReShareNote`; `note_markers(note)` gives
+them as JSON-safe data (or None), as stored on an inbound general message.
 
 Alma (and Rapido) as a borrower, for our lending side (PEERS §1):
 - `adapt_supplying_message_for_alma(message)` rewrites one supplyingAgencyMessage the way
   brokers do before sending it to Alma, and returns a copy (or a list, see there);
   `alma_messages(message)` is the same, always as a list.
-- `condition_answer(note)` reads Alma's free-text answer to loan conditions (ACCEPT / REJECT).
+- `condition_answer(note)` reads an answer to loan conditions (ACCEPT / REJECT): ReShare's
+  agree / reject markers first, else Alma's free text.
 - `is_duplicate_unfilled(note)` spots the DUPLICATE prefix of Alma lenders' Unfilled notes.
 """
 
@@ -18,6 +20,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from . import model
 from .codes import ReasonForMessage, Status
@@ -83,6 +86,17 @@ class ReShareNote:
         return bool(self.seq is not None or self.last_seq is not None or self.flags
                     or self.updated_fields or self.cluster_id)
 
+    def as_json(self) -> dict[str, Any]:
+        """JSON-safe: flags as a sorted list, `text` the note with the markers removed."""
+        return {
+            "seq": self.seq,
+            "last_seq": self.last_seq,
+            "flags": sorted(self.flags),
+            "updated_fields": dict(self.updated_fields),
+            "cluster_id": self.cluster_id,
+            "text": self.text,
+        }
+
 
 def parse_reshare_markers(note: str | None) -> ReShareNote:
     """Markers out of a ReShare note: `#seq:N#`, `#lastSeq:N#`, `#ReShare...#` flags,
@@ -122,6 +136,18 @@ def parse_reshare_markers(note: str | None) -> ReShareNote:
     return ReShareNote(text, seq, last_seq, frozenset(flags), fields, cluster)
 
 
+def note_markers(note: str | None) -> dict[str, Any] | None:
+    """`parse_reshare_markers(note).as_json()` when the note carries ReShare markers, else None.
+
+    Runs on every inbound note: one without '#' and without 'transferToCluster' (the only
+    marker that may stand without '#') is answered without the regular expression.
+    """
+    if not note or ("#" not in note and "transferToCluster" not in note):
+        return None
+    parsed = parse_reshare_markers(note)
+    return parsed.as_json() if parsed.has_markers else None
+
+
 # --- Alma: free-text answers -----------------------------------------------------------------
 
 _ACCEPT = re.compile(r"(?<![a-z])accept(?:ed|s)?(?![a-z])", re.I)
@@ -130,19 +156,25 @@ _DUPLICATE = re.compile(r"[\W_]*duplicate(?![a-z])", re.I)
 
 
 def condition_answer(note: str | None) -> str | None:
-    """"ACCEPT", "REJECT" or None for an Alma-style answer to loan conditions.
+    """"ACCEPT", "REJECT" or None for an answer to loan conditions (Alma's free text, ReShare's
+    markers).
 
-    Case-insensitive and tolerant of punctuation around the word ("Accept.", "*REJECT*",
-    "accepted!"); a longer word does not count ("acceptable", "unaccepted"). A note with both
-    words, or neither, is None: a person has to read it. ReShare's agree / reject markers count
-    as the words. (Same rule as `core.lending.events.conditions_answer`.)
+    ReShare's `#ReShareLoanConditionAgreeResponse#` / `#ReShareLoanConditionRejectResponse#`
+    decide first: a note with one of them means what the marker says, whatever the text around
+    it ("#ReShareLoanConditionRejectResponse# we cannot accept these" is REJECT); with both it
+    is None. Without them the free text decides, Alma's way (PEERS §1.6): case-insensitive and
+    tolerant of punctuation around the word ("Accept.", "*REJECT*", "accepted!"); a longer word
+    does not count ("acceptable", "unaccepted"); text inside other markers does not count. A
+    text with both words, or neither, is None: a person has to read it.
+    (`core.lending.events.conditions_answer` is this function.)
     """
     if not note:
         return None
     markers = parse_reshare_markers(note)
+    if LOAN_CONDITION_AGREE in markers.flags or LOAN_CONDITION_REJECT in markers.flags:
+        return markers.condition_answer
     text = markers.text
-    accept = bool(_ACCEPT.search(text)) or LOAN_CONDITION_AGREE in markers.flags
-    reject = bool(_REJECT.search(text)) or LOAN_CONDITION_REJECT in markers.flags
+    accept, reject = bool(_ACCEPT.search(text)), bool(_REJECT.search(text))
     if accept == reject:
         return None
     return "ACCEPT" if accept else "REJECT"

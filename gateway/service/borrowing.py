@@ -36,6 +36,7 @@ from ..core import (
 from ..core.events import AddPartner
 from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime
+from ..messages.peers import note_markers
 from ..store import queries
 from ..store.models import general_messages_t, notes_t, received_items_t
 from . import borrowing_rows as rows
@@ -128,6 +129,7 @@ class ChildRows:
         self.messages.extend(
             {"request_id": request_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
              "actor": m.partner if m.direction == "in" else actor,
+             "markers": note_markers(m.note) if m.direction == "in" else None,
              "text": m.note, "raw_message_id": raw_message_id if m.direction == "in" else None}
             for m in decision.messages
         )
@@ -154,7 +156,7 @@ class ChildRows:
         for table, rows_ in ((general_messages_t, self.messages), (notes_t, self.notes),
                              (received_items_t, self.items)):
             if rows_:
-                conn.execute(table.insert(), rows_)
+                queries.insert_rows(conn, table, rows_)
         for out in self.outbox:  # one by one: each takes the next seq of its request and partner
             queries.insert_outbox(conn, **out)
 

@@ -18,7 +18,7 @@ from ..core.lending import (
     MessageUndelivered, RequesterMessage, Tick, decide_lending, next_lending_deadline,
 )
 from ..messages import ErrorType, Fault, Inbound, answer, encode, model
-from ..messages.peers import alma_messages
+from ..messages.peers import alma_messages, note_markers
 from ..messages.codec import format_datetime
 from ..messages.codes import RequestType
 from ..store import queries
@@ -123,7 +123,8 @@ def _write(conn: Connection, ctx: ServiceContext, policy: LendingPolicy, lending
         conn.execute(general_messages_t.insert(), [
             {"lending_id": lending_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
              "actor": m.partner if m.direction == "in" else None, "text": m.note,
-             "raw_message_id": raw_id if m.direction == "in" else None} for m in decision.messages])
+             "raw_message_id": raw_id if m.direction == "in" else None,
+             "markers": note_markers(m.note) if m.direction == "in" else None} for m in decision.messages])
     if decision.notes:
         conn.execute(notes_t.insert(), [
             {"lending_id": lending_id, "created_at": n.at, "actor": n.by, "text": n.text} for n in decision.notes])

@@ -350,6 +350,9 @@ class GeneralMessage(Base):
     actor: Mapped[str | None] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
     raw_message_id: Mapped[int | None] = _fk("raw_messages.id", nullable=True, ondelete="SET NULL")
+    # An inbound note's ReShare markers as data (`messages.peers.note_markers`: seq, last_seq,
+    # flags, updated_fields, cluster_id, text without them); NULL without markers and when outbound.
+    markers: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Note(Base):

@@ -8,12 +8,12 @@ own events: they mean the same on both sides.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
 from gateway.messages.codes import Action, ReasonForMessage, RequestType, Status, YesNo
+from gateway.messages.peers import condition_answer
 
 from ..errors import InvalidInput
 from ..events import AddNote, SendMessage, StaffEvent, Tick
@@ -34,23 +34,15 @@ def _aware(value: datetime | None, name: str) -> None:
 
 # --- the borrower (requesting agency) ------------------------------------------------------
 
-# Alma answers loan conditions with a free-text Notification containing ACCEPT or REJECT
-# (PEERS §1.6); ReShare with fixed markers in the note (PEERS §2).
-_ACCEPT = re.compile(r"(?<![a-z])accept(?:ed|s)?(?![a-z])|#ReShareLoanConditionAgreeResponse#", re.I)
-_REJECT = re.compile(r"(?<![a-z])reject(?:ed|s)?(?![a-z])|#ReShareLoanConditionRejectResponse#", re.I)
-
-
 def conditions_answer(note: str | None) -> str | None:
     """"ACCEPT", "REJECT" or None (neither, or both: then a person has to read it).
 
-    Case-insensitive and tolerant of punctuation around the word ("Accept.", "*REJECT*",
-    "accepted!"); a longer word does not count ("acceptable", "unaccepted")."""
-    if not note:
-        return None
-    accept, reject = bool(_ACCEPT.search(note)), bool(_REJECT.search(note))
-    if accept == reject:
-        return None
-    return "ACCEPT" if accept else "REJECT"
+    ReShare answers loan conditions with fixed markers in the note (PEERS §2): they decide
+    first. Without them, Alma's free-text Notification containing ACCEPT or REJECT (PEERS §1.6):
+    case-insensitive and tolerant of punctuation around the word ("Accept.", "*REJECT*",
+    "accepted!"); a longer word does not count ("acceptable", "unaccepted").
+    One rule for both: `gateway.messages.peers.condition_answer` (pure)."""
+    return condition_answer(note)
 
 
 @dataclass(frozen=True, kw_only=True)
