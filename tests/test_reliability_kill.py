@@ -67,14 +67,20 @@ class Partner:
 
 
 def start_gateway(config_path: Path) -> subprocess.Popen:
+    # Its log goes to a file: a pipe nobody reads would fill up and stall the gateway.
+    log = (config_path.parent / "gateway.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--config", str(config_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
 
 
-async def wait_healthy(url: str, proc: subprocess.Popen) -> None:
+def gateway_log(config_path: Path) -> str:
+    return (config_path.parent / "gateway.log").read_text(errors="replace")[-3000:]
+
+
+async def wait_healthy(url: str, proc: subprocess.Popen, config_path: Path) -> None:
     async with aiohttp.ClientSession() as session:
         for _ in range(300):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert proc.poll() is None, gateway_log(config_path)
             try:
                 async with session.get(url + "/healthz") as response:
                     if response.status == 200:
@@ -100,12 +106,14 @@ async def send_until_confirmed(session: aiohttp.ClientSession, url: str, body: b
 
 
 async def outbox_state_counts(db: Path) -> Counter:
+    """Outbox rows by state; those not delivered also by their last error."""
     from gateway.store.db import make_engine
 
     engine = make_engine(f"sqlite+aiosqlite:///{db}")
     try:
         async with engine.connect() as conn:
-            return Counter((await conn.execute(select(outbox_t.c.state))).scalars())
+            rows = (await conn.execute(select(outbox_t.c.state, outbox_t.c.last_error))).all()
+            return Counter(state if state == "delivered" else f"{state}: {error}" for state, error in rows)
     finally:
         await engine.dispose()
 
@@ -129,6 +137,7 @@ url = "http://127.0.0.1:{partner_port}/iso18626"
 """)
     # Requests created before the gateway process starts: their outbox rows wait for it.
     setup = Gateway.create(load_config(config_path, env={}))
+    setup.background = []  # no outbox worker here: the partner is not up yet, the rows wait
     await setup.start()
     for i in range(REQUESTS):
         await setup.borrowing.create(RequestDetails(requester=f"p{i}", pickup_location="Main"), (PARTNER,))
@@ -150,7 +159,7 @@ url = "http://127.0.0.1:{partner_port}/iso18626"
     proc = start_gateway(config_path)
     confirmed: Counter = Counter()
     try:
-        await wait_healthy(url, proc)
+        await wait_healthy(url, proc, config_path)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             # Status messages first (each request must be WILL_SUPPLY before its notes count).
             burst = asyncio.gather(*(send_until_confirmed(session, url + "/iso18626", b, confirmed) for b in bodies[:REQUESTS]))
@@ -163,7 +172,7 @@ url = "http://127.0.0.1:{partner_port}/iso18626"
             proc.wait()
             killed_at = sum(confirmed.values())
             proc = start_gateway(config_path)
-            await wait_healthy(url, proc)
+            await wait_healthy(url, proc, config_path)
             await notes
             # Resend everything once more: duplicates must be answered from the record.
             await asyncio.gather(*(send_until_confirmed(session, url + "/iso18626", b, confirmed) for b in bodies))
@@ -172,7 +181,7 @@ url = "http://127.0.0.1:{partner_port}/iso18626"
             if states == Counter({"delivered": REQUESTS}):
                 break
             await asyncio.sleep(0.05)
-        assert states == Counter({"delivered": REQUESTS}), (states, proc.poll())
+        assert states == Counter({"delivered": REQUESTS}), (states, proc.poll(), gateway_log(config_path))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -7,10 +7,12 @@ that raises `Conflict` (another process changed the row first) is run again in t
 
 SQLite has one writer anyway, so grouping is where its throughput comes from. Its batches run
 on the stdlib driver (a hop to aiosqlite's thread per statement costs more than the statement)
-in a thread of their own. `sqlite_thread=False` runs them in the event loop's thread instead:
-about a third more messages per second in bench/bench_inbound.py (no GIL hand-offs), but the
-loop then waits out any SQLite lock held elsewhere, and the kill -9 reliability test hung with
-it now and then, so it is not the default. On PostgreSQL the same steps run on the async engine, and
+in the event loop's own thread: a batch takes a few milliseconds, and handing it to a thread
+instead cost about a third of the inbound throughput in bench/bench_inbound.py (the two threads
+take turns on the GIL). Every write of this process goes through the writer and readers never
+block a writer in WAL mode, so the loop can only wait on a lock that another process writing
+the same file holds (up to the busy timeout). `sqlite_thread=True` runs the batches in a thread
+of their own for such set-ups. On PostgreSQL the same steps run on the async engine, and
 several processes may run writers side by side: optimistic version checks keep them from
 losing each other's updates.
 
@@ -190,7 +192,7 @@ class _Checkpointer:
 
 class Writer:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 64, max_conflicts: int = 5,
-                 linger: float = 0.001, sqlite_thread: bool = True):
+                 linger: float = 0.001, sqlite_thread: bool = False):
         """`linger`: how long a batch may wait for more jobs (see `_gather`). `sqlite_thread`:
         run SQLite batches in a thread of their own instead of the event loop's (see above)."""
         self.engine = engine

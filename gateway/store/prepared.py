@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,12 +31,26 @@ Binder = Callable[[Any], Any] | None
 _SQLITE = sqlite.dialect()
 
 
+_last: list[Any] = [None, None]  # the last datetime bound and its text: rows of a step share `now`
+
+
 def sqlite_datetime(value: datetime | None) -> str | None:
     """What `UTCDateTime` stores on SQLite for `value`: the UTC wall clock as fixed-width text."""
     if value is None:
         return None
+    last_value, last_text = _last
+    if value is last_value:
+        return last_text
+    text = _sqlite_datetime(value)
+    _last[:] = value, text  # one list assignment: a racing thread sees an old pair or the new one
+    return text
+
+
+def _sqlite_datetime(value: datetime) -> str:
     if not isinstance(value, datetime):
         raise TypeError(f"UTCDateTime needs a datetime, got {type(value).__name__}: {value!r}")
+    if value.tzinfo is UTC:  # the usual case: the gateway's clock is UTC
+        return value.isoformat(" ", "microseconds")[:26]
     if value.utcoffset() is None:
         raise ValueError(f"naive datetime refused (pass an aware datetime): {value!r}")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -74,16 +89,21 @@ class Prepared:
         self.statement = statement
         compiled = statement.compile(dialect=_SQLITE, column_keys=list(columns) if columns is not None else None)
         self.sql = str(compiled)
-        names = compiled.positiontup or ()
-        self._params = tuple((name, _binder(compiled.binds[name].type)) for name in names)
+        names = tuple(compiled.positiontup or ())
+        self._get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        binders = [(i, _binder(compiled.binds[name].type)) for i, name in enumerate(names)]
+        self._binders = tuple((i, bind) for i, bind in binders if bind is not None)
         # Columns the rows leave out but SQLAlchemy would fill from a Python-side default.
         given = set(columns) if columns is not None else set(names)
         self._defaults = tuple((name, statement.table.c[name].default) for name in names if name not in given)
 
-    def _values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def _values(self, row: Mapping[str, Any]) -> list[Any]:
         if self._defaults:
             row = {**row, **{name: _default(default) for name, default in self._defaults}}
-        return tuple(row[name] if bind is None else bind(row[name]) for name, bind in self._params)
+        values = list(self._get(row))
+        for i, bind in self._binders:
+            values[i] = bind(values[i])
+        return values
 
     def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run for every row; return the number of rows changed (all rows, summed)."""
