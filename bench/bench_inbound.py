@@ -5,6 +5,8 @@ Two servers, measured in the same run with the same load generator:
   gateway  the real gateway: parse, validate, apply to a borrowing request (state, raw message,
            history, general message), commit, then confirm.
 Each server runs in its own process; this process generates the load with CONCURRENCY clients.
+Both servers are up at once and take turns (ROUNDS alternating rounds), so that the ratio is
+not skewed by a shared machine getting faster or slower between two long runs.
 
 The traffic is a partner working through its requests: for each borrowing request (preloaded in
 REQUEST_SENT, its `request` confirmed by the partner) one message of each kind in MIX, in order,
@@ -16,7 +18,7 @@ After the gateway has stopped, the database is checked against what the clients 
 one raw message, one history entry per confirmed message, one general message per confirmed
 Notification, and the requests' statuses (durability: nothing confirmed is missing).
 
-    python bench/bench_inbound.py [--seconds 8] [--concurrency 16] [--db sqlite|postgresql|both]
+    python bench/bench_inbound.py [--seconds 8] [--rounds 4] [--concurrency 16] [--db sqlite|postgresql|both]
 """
 
 from __future__ import annotations
@@ -247,27 +249,59 @@ def run_server(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT)
 
 
-def measure(name: str, server_args: list[str], bodies_for, seconds: float, concurrency: int,
-            ready_file: str | None = None, check_ok: bool = False) -> tuple[dict, Load]:
-    port = free_port()
-    proc = run_server([*server_args, "--port", str(port)])
-    url = f"http://127.0.0.1:{port}/iso18626"
+@dataclass
+class Tally:
+    name: str
+    count: int = 0
+    elapsed: float = 0.0
+    ran_out: bool = False
+    latencies: list[float] | None = None
+
+    def add(self, count: int, latencies: list[float], elapsed: float, ran_out: bool) -> None:
+        self.count += count
+        self.elapsed += elapsed
+        self.ran_out |= ran_out
+        self.latencies = (self.latencies or []) + latencies
+
+    def row(self) -> dict:
+        latencies = sorted(self.latencies or [0.0])
+        return {
+            "name": self.name + (" (ran out of messages)" if self.ran_out else ""),
+            "throughput": self.count / self.elapsed,
+            "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+            "count": self.count,
+        }
+
+
+def measure_pair(db: str, gateway_args: list[str], gateway_bodies, floor_bodies, seconds: float,
+                 rounds: int, concurrency: int, ready_file: str) -> tuple[dict, dict, Load]:
+    """The floor and the gateway, both up at once, loaded in alternating rounds of
+    seconds/rounds each, so that both see the machine in the same state (a shared machine's
+    speed drifts by a factor of two within minutes; one long run of each measured the drift)."""
+    floor_port, gateway_port = free_port(), free_port()
+    gateway_proc = run_server([*gateway_args, "--port", str(gateway_port)])
+    floor_proc = run_server(["--serve", "floor", "--port", str(floor_port)])
+    floor_url = f"http://127.0.0.1:{floor_port}/iso18626"
+    gateway_url = f"http://127.0.0.1:{gateway_port}/iso18626"
+    floor = Tally("floor (parse + validate + fixed confirmation)")
+    gateway = Tally(f"gateway, {db} (every change committed before its confirmation)")
     try:
-        asyncio.run(wait_ready(url, proc, ready_file))
-        load = Load(url, bodies_for(), concurrency, check_ok)
-        asyncio.run(load.run(1.0))  # warm up (these messages count for the durability check too)
-        count, latencies, elapsed, ran_out = asyncio.run(load.run(seconds))
+        asyncio.run(wait_ready(floor_url, floor_proc, None))
+        asyncio.run(wait_ready(gateway_url, gateway_proc, ready_file))
+        floor_load = Load(floor_url, floor_bodies(), concurrency, check_ok=False)
+        gateway_load = Load(gateway_url, gateway_bodies(), concurrency, check_ok=True)
+        asyncio.run(floor_load.run(1.0))  # warm up (these messages count for the durability check too)
+        asyncio.run(gateway_load.run(1.0))
+        for _ in range(rounds):
+            floor.add(*asyncio.run(floor_load.run(seconds / rounds)))
+            gateway.add(*asyncio.run(gateway_load.run(seconds / rounds)))
     finally:
-        proc.terminate()  # aiohttp's graceful exit: the gateway closes its writer and engine
-        proc.wait(timeout=60)
-    latencies.sort()
-    return {
-        "name": name + (" (ran out of messages)" if ran_out else ""),
-        "throughput": count / elapsed,
-        "p50": statistics.median(latencies) * 1000,
-        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
-        "count": count,
-    }, load
+        for proc in (floor_proc, gateway_proc):
+            proc.terminate()  # aiohttp's graceful exit: the gateway closes its writer and engine
+        for proc in (floor_proc, gateway_proc):
+            proc.wait(timeout=60)
+    return floor.row(), gateway.row(), gateway_load
 
 
 async def durability(url: str, confirmed: Counter[str]) -> tuple[bool, list[str]]:
@@ -313,6 +347,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating floor/gateway rounds per database")
     parser.add_argument("--max-rate", type=float, default=6000.0,
                         help="messages/s the preload provides for (more requests take longer to load)")
     parser.add_argument("--requests", type=int, help="borrowing requests to preload (default: from --max-rate)")
@@ -334,9 +369,7 @@ def main() -> None:
     def floor_bodies() -> list[tuple[Kind, bytes]]:  # needs no preload: plenty for its faster rate
         return traffic([f"BR-FLOOR{i:06d}" for i in range(max(requests, math.ceil(16_000 * (args.seconds + 1) / 3)))])
 
-    floor, _ = measure("floor (parse + validate + fixed confirmation)", ["--serve", "floor"], floor_bodies,
-                       args.seconds, args.concurrency)
-    results, checks = [floor], []
+    results, checks = [], []
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     for db in databases:
         schema = None
@@ -353,24 +386,25 @@ def main() -> None:
         def gateway_bodies(refs_file=refs_file) -> list[tuple[Kind, bytes]]:
             return traffic(Path(refs_file).read_text().split())
 
-        result, load = measure(f"gateway, {db} (every change committed before its confirmation)",
-                               ["--serve", "gateway", "--database", url, "--refs", refs_file,
-                                "--requests", str(requests)],
-                               gateway_bodies, args.seconds, args.concurrency, ready_file=refs_file, check_ok=True)
-        results.append(result)
+        floor, result, load = measure_pair(
+            db, ["--serve", "gateway", "--database", url, "--refs", refs_file, "--requests", str(requests)],
+            gateway_bodies, floor_bodies, args.seconds, args.rounds, args.concurrency, refs_file)
+        results.append((floor, result))
         ok, lines = asyncio.run(durability(url, load.confirmed))
         checks.append((db, ok, dict(load.confirmed), lines))
         if schema is not None:
             subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
                             f"SET client_min_messages TO warning; DROP SCHEMA {schema} CASCADE"], check=False)
 
-    print(f"\nInbound supplyingAgencyMessage, {args.concurrency} concurrent clients, {args.seconds:.0f} s each")
+    print(f"\nInbound supplyingAgencyMessage, {args.concurrency} concurrent clients, {args.seconds:.0f} s each, "
+          f"in {args.rounds} alternating rounds with the floor")
     print(f"Mix: {MIX_TEXT}.\n")
     print("| variant | msgs/s | vs floor | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|")
-    for r in results:
-        print(f"| {r['name']} | {r['throughput']:,.0f} | {r['throughput'] / floor['throughput']:.2f} "
-              f"| {r['p50']:.1f} | {r['p99']:.1f} |")
+    for floor, r in results:
+        for row in (floor, r):
+            print(f"| {row['name']} | {row['throughput']:,.0f} | {row['throughput'] / floor['throughput']:.2f} "
+                  f"| {row['p50']:.1f} | {row['p99']:.1f} |")
     for db, ok, confirmed, lines in checks:
         print(f"\nDurability, {db}: {'PASS' if ok else 'FAIL'} (confirmed, warm-up included: {confirmed})")
         for line in lines:
