@@ -59,6 +59,22 @@ def reject_unknown(body: dict[str, Any], allowed: set[str] | frozenset[str], pre
             raise ApiError(422, "invalid_field", "is not a field here", prefix + key)
 
 
+# An action endpoint's table: name -> (event type, allowed body fields, body -> event fields).
+Actions = dict[str, tuple[type, frozenset[str], Callable[[dict[str, Any]], dict[str, Any]]]]
+
+
+async def named_action(request: web.Request, actions: Actions) -> tuple[type, dict[str, Any]]:
+    """The event type and fields of `POST .../actions/{name}`: 404 for an action not in
+    `actions`, 422 for a body field the action does not take."""
+    name = request.match_info["name"]
+    if name not in actions:
+        raise ApiError(404, "not_found", f"no action {name!r}; actions: {', '.join(actions)}")
+    event_type, allowed, parse = actions[name]
+    body = await json_body(request, optional=True)
+    reject_unknown(body, allowed)
+    return event_type, parse(body)
+
+
 def query_params(request: web.Request, allowed: set[str] | frozenset[str]) -> dict[str, list[str]]:
     """The query as name -> values; an unknown name is a 422."""
     params: dict[str, list[str]] = {}

@@ -25,7 +25,7 @@ from ..core import (
 from ..core.state import Attention
 from . import queries as q
 from ._web import (
-    MAX_OFFSET, bool_param, gw, int_param, json_body, ok, one, path_id, query_params, read, reject_unknown,
+    MAX_OFFSET, bool_param, gw, int_param, json_body, named_action, ok, one, path_id, query_params, read, reject_unknown,
 )
 from .auth import principal_of
 from .errors import ApiError, not_found
@@ -412,13 +412,8 @@ ACTIONS: dict[str, tuple[type, frozenset[str], Any]] = {
 
 async def action(request: web.Request) -> web.Response:
     request_id = path_id(request)
-    name = request.match_info["name"]
-    if name not in ACTIONS:
-        raise ApiError(404, "not_found", f"no action {name!r}; actions: {', '.join(ACTIONS)}")
-    event_type, allowed, parse = ACTIONS[name]
-    body = await json_body(request, optional=True)
-    reject_unknown(body, allowed)
-    await _apply(request, request_id, event_type, **parse(body))
+    event_type, fields = await named_action(request, ACTIONS)
+    await _apply(request, request_id, event_type, **fields)
     return await respond_request(request, request_id)
 
 

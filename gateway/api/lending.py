@@ -25,7 +25,7 @@ from ..store.models import (
     attachments_t, general_messages_t, history_t, lending_requests_t as lr, notes_t,
 )
 from . import queries as bq
-from ._web import MAX_OFFSET, bool_param, gw, int_param, json_body, ok, one, path_id, query_params, read, reject_unknown
+from ._web import MAX_OFFSET, bool_param, gw, int_param, json_body, named_action, ok, one, path_id, query_params, read, reject_unknown
 from .auth import principal_of
 from .errors import ApiError, not_found
 from .fields import check_agency, check_text, parse_decimal, parse_instant
@@ -383,13 +383,8 @@ ACTIONS: dict[str, tuple[type, frozenset[str], Any]] = {
 
 async def action(request: web.Request) -> web.Response:
     lending_id = path_id(request)
-    name = request.match_info["name"]
-    if name not in ACTIONS:
-        raise ApiError(404, "not_found", f"no action {name!r}; actions: {', '.join(ACTIONS)}")
-    event_type, allowed, parse = ACTIONS[name]
-    body = await json_body(request, optional=True)
-    reject_unknown(body, allowed)
-    await _apply(request, lending_id, event_type, **parse(body))
+    event_type, fields = await named_action(request, ACTIONS)
+    await _apply(request, lending_id, event_type, **fields)
     return await respond(request, lending_id)
 
 
