@@ -47,7 +47,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..store.db import begin_write, is_sqlite, make_sync_engine
+from ..store.db import begin_write, is_sqlite, make_sync_engine, write_engine
 
 T = TypeVar("T")
 Step = Callable[[Connection], T]
@@ -207,6 +207,7 @@ class Writer:
         self._inline = self._sync_engine is not None and not sqlite_thread
         self._thread = ThreadPoolExecutor(1, "gateway-writer") if self._sync_engine is not None and sqlite_thread else None
         self._checkpointer = _Checkpointer(self._sync_engine) if self._sync_engine is not None else None
+        self._connection: Connection | None = None  # SQLite: kept across batches (see _transaction)
         self.batches = 0  # for tests and benchmarks
         self.steps = 0
 
@@ -235,6 +236,9 @@ class Writer:
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
 
@@ -283,8 +287,18 @@ class Writer:
                 timer.cancel()
 
     def _transaction(self, steps: list[Step], whole: bool = False) -> list[Outcome]:
-        with begin_write(self._sync_engine) as conn:
-            outcomes, after_commit = _run_steps(conn, steps, whole)
+        # One connection for every batch: checking one out of the pool and setting it up per
+        # batch cost about a tenth of a batch. A batch that fails drops it; the next one connects.
+        if self._connection is None:
+            self._connection = write_engine(self._sync_engine).connect()
+        conn = self._connection
+        try:
+            with conn.begin():
+                outcomes, after_commit = _run_steps(conn, steps, whole)
+        except BaseException:
+            self._connection = None
+            conn.close()
+            raise
         if self._checkpointer is not None:
             self._checkpointer.committed()
         _committed(after_commit)

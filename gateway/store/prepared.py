@@ -31,18 +31,19 @@ Binder = Callable[[Any], Any] | None
 _SQLITE = sqlite.dialect()
 
 
-_last: list[Any] = [None, None]  # the last datetime bound and its text: rows of a step share `now`
+_texts: dict[datetime, str] = {}  # recent datetimes bound and their text: a step's rows share a few
 
 
 def sqlite_datetime(value: datetime | None) -> str | None:
     """What `UTCDateTime` stores on SQLite for `value`: the UTC wall clock as fixed-width text."""
     if value is None:
         return None
-    last_value, last_text = _last
-    if value is last_value:
-        return last_text
-    text = _sqlite_datetime(value)
-    _last[:] = value, text  # one list assignment: a racing thread sees an old pair or the new one
+    text = _texts.get(value)  # equal instants have the same UTC text, whatever their zone
+    if text is None:
+        text = _sqlite_datetime(value)
+        if len(_texts) >= 512:
+            _texts.clear()
+        _texts[value] = text
     return text
 
 
@@ -81,6 +82,12 @@ def _default(default: Any) -> Any:
     raise ValueError(f"a default of this kind cannot be computed outside SQLAlchemy: {default!r}")
 
 
+def _raw_results(compiled: Any) -> bool:
+    """Whether every column a SELECT returns comes back from sqlite3 as SQLAlchemy would give it."""
+    return all(column.type.dialect_impl(_SQLITE).result_processor(_SQLITE, None) is None
+               for column in compiled.statement.selected_columns)
+
+
 class Prepared:
     """A Core statement, run with dict rows. An INSERT names its `columns` (each row gives every
     one of them: no Python-side defaults run here); any other statement uses named bindparams."""
@@ -88,6 +95,8 @@ class Prepared:
     def __init__(self, statement: Any, columns: Sequence[str] | None = None):
         self.statement = statement
         compiled = statement.compile(dialect=_SQLITE, column_keys=list(columns) if columns is not None else None)
+        if getattr(statement, "is_select", False) and not _raw_results(compiled):
+            raise ValueError("Prepared runs SELECTs only when no column needs a result processor")
         self.sql = str(compiled)
         names = tuple(compiled.positiontup or ())
         self._get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
@@ -114,6 +123,13 @@ class Prepared:
         with _translated(conn, self.sql) as cursor:
             cursor.executemany(self.sql, [self._values(row) for row in rows])
             return cursor.rowcount
+
+    def fetch(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run a SELECT; its rows as tuples."""
+        if conn.dialect.name != "sqlite":
+            return [tuple(row) for row in conn.execute(self.statement, dict(params))]
+        with _translated(conn, self.sql) as cursor:
+            return cursor.execute(self.sql, self._values(params)).fetchall()
 
     def insert(self, conn: Connection, row: Mapping[str, Any]) -> int | None:
         """Run an INSERT for one row; its new id, or None if the row was skipped (ON CONFLICT
