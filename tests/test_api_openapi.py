@@ -204,6 +204,10 @@ CONTEXTUAL = {
     ("POST", "/api/v1/patron-requests"),  # needed_by not in the past: it depends on the day
 }
 
+# aiohttp refuses a longer request line with a plain 400 before any handler runs (its default
+# max_line_size); generated queries with many long values can exceed it.
+MAX_REQUEST_LINE = 8190
+
 OPERATIONS = [(method.upper(), path) for path, item in document()["paths"].items() for method in item
               if method in ("get", "post", "put", "patch", "delete")]
 
@@ -222,11 +226,11 @@ def test_api_conforms_and_never_fails(live_schema, method, path, mode):
     def run(case):
         if method == "GET" and path == "/api/v1/events":
             case.headers = {**(case.headers or {}), "Accept": "application/json"}  # not the endless stream
-        if mode is GenerationMode.POSITIVE:
-            excluded = [positive_data_acceptance] if (method, path) in CONTEXTUAL else []
-            case.call_and_validate(headers=headers, timeout=30, excluded_checks=excluded)
-        else:
-            case.call_and_validate(headers=headers, timeout=30)
+        excluded = [positive_data_acceptance] if mode is GenerationMode.POSITIVE and (method, path) in CONTEXTUAL else []
+        response = case.call(headers=headers, timeout=30)
+        if response.status_code == 400 and len(response.request.url) > MAX_REQUEST_LINE:
+            return  # aiohttp's HTTP parser refused the request line: a transport limit, before the API
+        case.validate_response(response, headers=headers, excluded_checks=excluded)
 
     try:
         run()
