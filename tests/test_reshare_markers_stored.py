@@ -1,6 +1,7 @@
 """ReShare note markers (PEERS §2) are understood on input and kept as structured data:
 `note_markers` / `ReShareNote.as_json` (pure), the `markers` column of every inbound general
-message on both sides, the staff API showing it (checked against the OpenAPI document), and a
+message on both sides, the staff API showing it (checked against the OpenAPI document), the
+history entries of a status message whose note carries markers (`detail.markers`), and a
 ReShare requester's agree / reject markers answering our loan conditions.
 
 The integration tests run a real gateway on loopback (SQLite, and PostgreSQL when reachable)
@@ -324,3 +325,77 @@ async def test_lending_alma_free_text_still_answers_conditions(api):
     assert data["status"] == "UNFILLED"
     [answer] = [m for m in data["general_messages"] if m["direction"] == "in"]
     assert answer["markers"] is None
+
+
+# --- status messages: their notes are history, and the markers are kept there ------------------------
+
+
+def assert_history_documented(history: list[dict[str, Any]]) -> None:
+    doc = document()
+    validator = Draft202012Validator({"$ref": "#/components/schemas/HistoryEntry", "components": doc["components"]})
+    for entry in history:
+        errors = [e.message for e in validator.iter_errors(entry)]
+        assert errors == [], (entry, errors)
+
+
+def of_message(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [h for h in history if h["raw_message_id"] is not None]
+
+
+async def test_borrowing_keeps_markers_of_a_status_message_note_in_its_history(api):
+    created = await api.create()
+    rid = created["id"]
+    await api.confirmed(rid, RESHARE)
+    ref = (await api.request(rid))["external_id"]
+    note = "Shelved for you #seq:2##ReShareUpdatedField-DueDate:2027-01-31#"
+    await post_ok(api, supplying_message(ref, note, reason=ReasonForMessage.RequestResponse, status=Status.WillSupply))
+    await post_ok(api, supplying_message(ref, "In transit", seconds=1, reason=ReasonForMessage.StatusChange,
+                                         status=Status.Loaned))
+    data = await api.request(rid)
+    assert data["status"] == "SHIPPED_PHYSICALLY"
+    assert [m for m in data["general_messages"] if m["direction"] == "in"] == []  # status messages: no tab entry
+    marked, plain = of_message(data["history"])
+    assert "WillSupply" in marked["detail"]["text"] and note in marked["detail"]["text"]
+    assert marked["detail"]["markers"] == {
+        "seq": 2, "last_seq": None, "flags": [], "updated_fields": {"DueDate": "2027-01-31"},
+        "cluster_id": None, "text": "Shelved for you"}
+    assert "Loaned" in plain["detail"]["text"] and "markers" not in plain["detail"]
+    assert_history_documented(data["history"])
+
+
+async def test_borrowing_marks_every_history_row_of_a_refused_marked_message(api):
+    created = await api.create()
+    rid = created["id"]
+    await api.confirmed(rid, RESHARE)
+    ref = (await api.request(rid))["external_id"]
+    # Recalled before anything was shipped: refused, recorded with its markers
+    body = supplying_message(ref, "recalled #seq:9#", reason=ReasonForMessage.StatusChange, status=Status.Recalled)
+    response = await api.client.post("/iso18626", data=body, headers=XML)
+    assert decode(await response.read()).message.confirmation_header.message_status.value == "ERROR"
+    data = await api.request(rid)
+    assert data["status"] == "REQUEST_SENT"
+    [refused] = of_message(data["history"])
+    assert refused["event"] == "message_refused" and refused["detail"]["markers"]["seq"] == 9
+
+
+async def requester_action(api, ref: str, action: Action, note: str | None, seconds: int = 1) -> None:
+    message = model.RequestingAgencyMessage(
+        header=model.RequestingAgencyMessageHeader(
+            supplying_agency_id=model.AgencyId.parse(OURS), requesting_agency_id=model.AgencyId.parse(RESHARE),
+            timestamp=_now(seconds), requesting_agency_request_id=ref),
+        action=action, note=note)
+    await post_ok(api, encode(message, Version.V2017))
+
+
+async def test_lending_keeps_markers_of_a_cancel_note_in_its_history(api):
+    lid = await incoming_from_reshare(api, "hrid-5001~1")
+    await requester_action(api, "hrid-5001~1", Action.Cancel, "Patron no longer needs it #seq:6##lastSeq:5#")
+    status, data = await api.get(f"{LR}/{lid}")
+    assert status == 200
+    assert [m for m in data["general_messages"] if m["direction"] == "in"] == []  # a Cancel: history only
+    [request_row, cancel_row] = of_message(data["history"])[:2]
+    assert "markers" not in (request_row["detail"] or {})
+    assert cancel_row["detail"]["markers"] == {
+        "seq": 6, "last_seq": 5, "flags": [], "updated_fields": {}, "cluster_id": None,
+        "text": "Patron no longer needs it"}
+    assert_history_documented(data["history"])

@@ -216,10 +216,25 @@ def _list_params() -> list[dict[str, Any]]:
 
 def _schemas() -> dict[str, Any]:
     out_fields = _field_schemas(for_input=False)
+    markers = _obj({
+        "seq": {"type": ["integer", "null"], "description": "#seq:N#, the sender's message number"},
+        "last_seq": {"type": ["integer", "null"], "description": "#lastSeq:N#"},
+        "flags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                  "description": "#ReShare…# markers without the '#', sorted"},
+        "updated_fields": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "#ReShareUpdatedField-<Field>:<value>#, by field"},
+        "cluster_id": {"type": ["string", "null"], "description": "transferToCluster:<id>"},
+        "text": {"type": "string", "description": "the note with the markers removed"},
+    }, ["seq", "last_seq", "flags", "updated_fields", "cluster_id", "text"], type=["object", "null"],
+        description="an inbound note's ReShare markers as data (PEERS §2); null without markers and when outbound")
     history = _obj({
         "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
         "event": {"type": "string"}, "from_status": NULLABLE_STRING, "to_status": NULLABLE_STRING,
-        "detail": {"type": ["object", "null"]}, "raw_message_id": {"type": ["integer", "null"]},
+        "detail": {
+            "type": ["object", "null"], "properties": {"text": {"type": "string"}, "markers": markers},
+            "description": "text: what happened; markers: the ReShare markers of the message's note, "
+                           "when it has any (also for status messages, whose notes are not general messages)"},
+        "raw_message_id": {"type": ["integer", "null"]},
     }, ["id", "at", "actor", "event", "from_status", "to_status", "detail", "raw_message_id"])
     rota_entry = _obj({
         "agency": {"type": "string"}, "name": NULLABLE_STRING, "position": {"type": "integer", "minimum": 1},
@@ -232,17 +247,6 @@ def _schemas() -> dict[str, Any]:
                                                            "currency": {"type": "string"}}, ["amount", "currency"])},
         "retry_after": DATETIME, "retry_before": DATETIME, "supplying_agency_request_id": NULLABLE_STRING,
     }, ["agency", "position", "state", "last_status"])
-    markers = _obj({
-        "seq": {"type": ["integer", "null"], "description": "#seq:N#, the sender's message number"},
-        "last_seq": {"type": ["integer", "null"], "description": "#lastSeq:N#"},
-        "flags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
-                  "description": "#ReShare…# markers without the '#', sorted"},
-        "updated_fields": {"type": "object", "additionalProperties": {"type": "string"},
-                           "description": "#ReShareUpdatedField-<Field>:<value>#, by field"},
-        "cluster_id": {"type": ["string", "null"], "description": "transferToCluster:<id>"},
-        "text": {"type": "string", "description": "the note with the markers removed"},
-    }, ["seq", "last_seq", "flags", "updated_fields", "cluster_id", "text"], type=["object", "null"],
-        description="an inbound note's ReShare markers as data (PEERS §2); null without markers and when outbound")
     message = _obj({
         "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
         "direction": {"type": "string", "enum": ["in", "out"]}, "partner": NULLABLE_STRING,

@@ -391,6 +391,10 @@ class SupplierMessages:
                 children.add(self.ctx, a.request.id, a.request.external_id, a.request.extra, a.decision,
                              a.step.now, raw_id)
         children.write(conn)
+        for a in applied:  # a status message's note is history, not a general message: mark it there
+            markers = note_markers(a.step.message.message_info.note)
+            if markers:
+                queries.mark_message_history(conn, raw_ids[a.step.key], markers)
         self._update_requests(conn, applied, loaded, current)
 
     def _update_requests(self, conn: Connection, applied: list[_Applied], loaded: dict[str, rows.Loaded],

@@ -170,11 +170,20 @@ def inbound_step(ctx: ServiceContext, policy: LendingPolicy, inbound: Inbound, b
             faults = _apply_request(conn, ctx, policy, inbound.message, sender, raw_id, now, warnings)
         else:
             faults = _apply_requester_message(conn, ctx, policy, inbound.message, sender, raw_id, now, warnings)
+        markers = note_markers(_note_of(inbound.message))
+        if markers:  # kept as data on the message's history rows too (not every note is a general message)
+            queries.mark_message_history(conn, raw_id, markers)
         confirmation = answer(inbound, now, faults=faults)
         queries.set_raw_confirmation(conn, raw_id, confirmation)
         return confirmation
 
     return step
+
+
+def _note_of(message: model.Request | model.RequestingAgencyMessage) -> str | None:
+    if isinstance(message, model.Request):
+        return message.service_info.note if message.service_info else None
+    return message.note
 
 
 def _warn(conn: Connection, lending_id: int, sender: str, status: str, warnings, raw_id: int, now: datetime) -> None:

@@ -270,6 +270,16 @@ def insert_history(conn: Connection, rows: Mapping[str, Any] | Sequence[Mapping[
     insert_rows(conn, _hist, [rows] if isinstance(rows, Mapping) else rows)
 
 
+def mark_message_history(conn: Connection, raw_message_id: int, markers: Mapping[str, Any]) -> int:
+    """Add `markers` (an inbound note's ReShare markers as data) to the detail of every history
+    row of that raw message; the number of rows."""
+    found = conn.execute(select(_hist.c.id, _hist.c.detail).where(_hist.c.raw_message_id == raw_message_id)).all()
+    for history_id, detail in found:
+        conn.execute(update(_hist).where(_hist.c.id == history_id)
+                     .values(detail={**(detail or {}), "markers": dict(markers)}))
+    return len(found)
+
+
 # --- raw messages and idempotency ---------------------------------------------------------------
 
 
