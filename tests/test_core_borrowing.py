@@ -227,6 +227,8 @@ def test_illegal_partner_message_is_refused(start, message):
 # One canonical message per partner key of the table.
 KEY_MESSAGES = {
     "Notification": msg(None, R.Notification, note="hi"),
+    "ConditionsAssumedAgreed": msg(Status.WillSupply, R.Notification, conditions_assumed_agreed=True,
+                                   note="#ReShareSupplierConditionsAssumedAgreed#"),
     "RequestReceived": msg(Status.RequestReceived, R.RequestResponse),
     "ExpectToSupply": msg(Status.ExpectToSupply, R.RequestResponse),
     "WillSupply": msg(Status.WillSupply, R.RequestResponse),
@@ -260,7 +262,7 @@ def test_every_partner_key_in_every_status_follows_the_table(status):
     state = state_in(status)
     for key, message in KEY_MESSAGES.items():
         found = TABLE[status].get(key)
-        if state.current is None and key != "Notification":
+        if state.current is None and key not in ("Notification", "ConditionsAssumedAgreed"):
             assert refused(state, message).reason == "not the active partner"
         elif found is not None:
             decision = decide(state, message)
@@ -704,3 +706,36 @@ def test_digital_copy_lifecycle_closes_after_receipt():
     assert state.status is S.SHIPPED_DIGITALLY and "close" in allowed_actions(state)
     assert "renew" not in allowed_actions(state)
     assert decide(state, Close(at=at(9))).status is S.COMPLETED
+
+
+# --- ReShare: the supplier takes its loan conditions as agreed -----------------------------------
+
+
+ASSUMED = msg(None, R.Notification, conditions_assumed_agreed=True, note="#ReShareSupplierConditionsAssumedAgreed##seq:3#")
+
+
+def test_conditions_assumed_agreed_turns_a_conditional_offer_into_will_supply():
+    conditional = decide(state_in(S.EXPECTED_TO_SUPPLY), msg(Status.WillSupply, R.RequestResponse, **COND))
+    assert conditional.status is S.CONDITIONAL
+    decision = decide(conditional.state, ASSUMED)
+    assert decision.status is S.WILL_SUPPLY
+    assert not decision.outgoing  # no ACCEPT: the supplier has not asked for one
+    assert [(m.partner, m.direction, m.note) for m in decision.messages] == [(A, "in", ASSUMED.note)]
+    assert decision.history[-1].event == "ConditionsAssumedAgreed"
+    assert "takes its conditions as agreed" in decision.history[-1].detail
+    assert decision.state.rota[0].loan_conditions == ("LibraryUseOnly",)  # still on record
+
+
+@pytest.mark.parametrize("status", [S.REQUEST_SENT, S.WILL_SUPPLY, S.SHIPPED_PHYSICALLY])
+def test_conditions_assumed_agreed_elsewhere_is_a_notification(status):
+    state = state_in(status)
+    decision = decide(state, ASSUMED)
+    assert decision.status is status and not decision.outgoing
+    assert [m.note for m in decision.messages] == [ASSUMED.note]
+
+
+def test_conditions_assumed_agreed_from_another_partner_changes_nothing():
+    conditional = decide(state_in(S.EXPECTED_TO_SUPPLY), msg(Status.WillSupply, R.RequestResponse, **COND)).state
+    decision = decide(conditional, msg(None, R.Notification, partner=B, conditions_assumed_agreed=True, note="x"))
+    assert decision.status is S.CONDITIONAL and not decision.outgoing
+    assert [m.partner for m in decision.messages] == [B]

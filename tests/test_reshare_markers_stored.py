@@ -24,7 +24,7 @@ from gateway.messages import Version, decode, encode, model
 from gateway.messages import peers
 from gateway.messages.codes import Action, ReasonForMessage, ServiceType, Status
 from gateway.messages.peers import ReShareNote, condition_answer, note_markers, parse_reshare_markers
-from gateway.store.models import general_messages_t
+from gateway.store.models import general_messages_t, outbox_t
 
 from test_api_support import BR, OURS, P1, XML, start_api
 
@@ -241,6 +241,28 @@ async def test_borrowing_condition_notification_with_every_kind_of_marker(api):
         "updated_fields": {}, "cluster_id": "cl-7", "text": "LibraryUseOnly",
     }
     assert_documented(data["general_messages"])
+
+
+async def test_borrowing_conditions_assumed_agreed_needs_no_answer(api):
+    """ReShare's supplier sends its conditions, then (not holding the request for an answer)
+    #ReShareSupplierConditionsAssumedAgreed#: the offer is a WillSupply, and no ACCEPT goes out."""
+    created = await api.create()
+    rid = created["id"]
+    await api.confirmed(rid, RESHARE)
+    ref = (await api.request(rid))["external_id"]
+    await post_ok(api, supplying_message(ref, "#ReShareAddLoanCondition# LibraryUseOnly #seq:1#",
+                                         reason=ReasonForMessage.RequestResponse, status=Status.WillSupply))
+    assert (await api.request(rid))["status"] == "CONDITIONAL"
+    await post_ok(api, supplying_message(ref, "#ReShareSupplierConditionsAssumedAgreed##seq:2#", seconds=1))
+    data = await api.request(rid)
+    assert data["status"] == "WILL_SUPPLY", data["history"]
+    assert data["history"][-1]["event"] == "ConditionsAssumedAgreed"
+    [message] = [m for m in data["general_messages"] if m["direction"] == "in"]
+    assert message["markers"]["flags"] == ["ReShareSupplierConditionsAssumedAgreed"] and message["markers"]["seq"] == 2
+    async with api.gateway.engine.connect() as conn:
+        answers = (await conn.execute(select(outbox_t.c.kind).where(
+            outbox_t.c.request_id == rid, outbox_t.c.kind == "requestingAgencyMessage"))).all()
+    assert answers == []  # staff did not have to accept, and nothing was sent on their behalf
 
 
 # --- integration: lending side --------------------------------------------------------------------

@@ -18,6 +18,9 @@ from .state import Attention, BorrowingState, Decision, GeneralMessage, ItemLoca
 from .statuses import BorrowingStatus
 from .transitions import is_out_of_order, partner_keys, target
 
+# Keys of a Notification: its note goes to the general messages.
+_NOTIFICATIONS = ("Notification", "ConditionsAssumedAgreed")
+
 # Keys that end the partner's part: its entry's new state and the reason if it gave none.
 _LEAVES_PARTNER = {
     "Unfilled": (EntryState.REJECTED, "unfilled"),
@@ -47,7 +50,7 @@ def handle(state: BorrowingState, msg: SupplierMessage, policy: BorrowingPolicy)
             return step.finish()
         raise IllegalTransition(key, status.value, partner_keys(status))
 
-    if key == "Notification":
+    if key in _NOTIFICATIONS:
         _record_message(step, msg)
     else:
         _update_entry(step, i, msg)
@@ -59,7 +62,7 @@ def handle(state: BorrowingState, msg: SupplierMessage, policy: BorrowingPolicy)
 def _from_other_partner(step: Step, msg: SupplierMessage) -> Decision:
     state = step.state
     entry = find(state.rota, msg.partner)
-    if msg.key == "Notification":
+    if msg.key in _NOTIFICATIONS:
         _record_message(step, msg)
         step.log(f"{describe(msg)}; not the active partner, no status change")
         return step.finish()
@@ -133,6 +136,8 @@ def describe(msg: SupplierMessage) -> str:
         parts.append("costs: " + ", ".join(f"{amount} {currency}" for amount, currency in msg.offered_costs))
     if msg.due_date:
         parts.append(f"due {msg.due_date.isoformat()}")
+    if msg.conditions_assumed_agreed:
+        parts.append("the supplier takes its conditions as agreed")
     if msg.note:
         parts.append(f"note: {msg.note}")
     return "; ".join(parts)

@@ -222,6 +222,9 @@ class SupplierMessage:
     due_date: datetime | None = None
     retry_after: datetime | None = None
     retry_before: datetime | None = None
+    # ReShare's #ReShareSupplierConditionsAssumedAgreed# (PEERS §2): the supplier goes ahead with
+    # the loan conditions it sent, taking them as agreed unless we reject them.
+    conditions_assumed_agreed: bool = False
     received_at: datetime
 
     def __post_init__(self) -> None:
@@ -246,7 +249,7 @@ class SupplierMessage:
             yes = YesNo.Y if status is Status.Cancelled else YesNo.N
             return f"CancelResponse:{self.answer or yes}"
         if reason is ReasonForMessage.Notification or status is None:
-            return "Notification"
+            return "ConditionsAssumedAgreed" if self.conditions_assumed_agreed else "Notification"
         if status in (Status.WillSupply, Status.ExpectToSupply) and (self.loan_conditions or self.offered_costs):
             return "Conditional"
         return status.value

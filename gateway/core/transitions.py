@@ -99,6 +99,10 @@ _DEFERRED_WHILE_CANCELLING = (
 )
 PARTNER_ROWS: tuple[Row, ...] = (
     (ALL, "Notification", SAME),
+    # A Notification that also takes our answer to the conditions as given: a conditional offer
+    # becomes a plain WillSupply; anywhere else it is just a Notification.
+    ({S.CONDITIONAL}, "ConditionsAssumedAgreed", S.WILL_SUPPLY),
+    (ALL - {S.CONDITIONAL}, "ConditionsAssumedAgreed", SAME),
     (AWAITING_ANSWER, "RequestReceived", S.EXPECTED_TO_SUPPLY),
     (AWAITING_ANSWER, "ExpectToSupply", S.EXPECTED_TO_SUPPLY),
     (AWAITING_ANSWER | {S.EXPECTED_TO_SUPPLY, S.CONDITIONAL}, "WillSupply", S.WILL_SUPPLY),

@@ -36,7 +36,7 @@ from ..core import (
 from ..core.events import AddPartner
 from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime
-from ..messages.peers import note_markers
+from ..messages.peers import note_markers, parse_reshare_markers
 from ..store import queries
 from ..store.models import general_messages_t, notes_t, received_items_t
 from . import borrowing_rows as rows
@@ -236,6 +236,8 @@ def _supplier_event(message: model.SupplyingAgencyMessage, now: datetime) -> Sup
         due_date=status.due_date,
         retry_after=info.retry_after or (retry.retry_after if retry else None),
         retry_before=info.retry_before or (retry.retry_before if retry else None),
+        conditions_assumed_agreed=bool(info.note and "#" in info.note
+                                       and parse_reshare_markers(info.note).conditions_assumed_agreed),
         received_at=now,
     )
 
