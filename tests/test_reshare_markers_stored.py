@@ -171,11 +171,15 @@ async def api(db_url, aiohttp_client):
 # --- integration: borrowing side ------------------------------------------------------------------
 
 
-async def test_borrowing_keeps_markers_of_a_reshare_notification(api):
-    created = await api.create()
-    rid = created["id"]
+async def sent_to_reshare(api) -> tuple[int, str]:
+    """A borrowing request whose `request` ReShare has confirmed: (id, external id)."""
+    rid = (await api.create())["id"]
     await api.confirmed(rid, RESHARE)
-    ref = (await api.request(rid))["external_id"]
+    return rid, (await api.request(rid))["external_id"]
+
+
+async def test_borrowing_keeps_markers_of_a_reshare_notification(api):
+    rid, ref = await sent_to_reshare(api)
     note = ("Pickup location changed #ReShareUpdatedField-PickupLocation:Main Library, desk 2#"
             "#ReShareSupplierAwaitingConditionConfirmation##seq:4#")
     await post_ok(api, reshare_header_order(supplying_message(ref, note)))  # as ReShare sends it
@@ -206,10 +210,7 @@ async def test_borrowing_keeps_markers_of_a_reshare_notification(api):
 
 
 async def test_borrowing_group_of_messages_mixes_marked_and_plain_notes(api):
-    created = await api.create()
-    rid = created["id"]
-    await api.confirmed(rid, RESHARE)
-    ref = (await api.request(rid))["external_id"]
+    rid, ref = await sent_to_reshare(api)
     notes = [f"Update {i} #seq:{i}#" if i % 2 else f"Plain update {i}" for i in range(1, 7)]
     # at once, so that the writer may apply them as one group (one executemany for their rows)
     await asyncio.gather(*(post_ok(api, supplying_message(ref, n, seconds=i)) for i, n in enumerate(notes)))
@@ -226,10 +227,7 @@ async def test_borrowing_group_of_messages_mixes_marked_and_plain_notes(api):
 
 
 async def test_borrowing_condition_notification_with_every_kind_of_marker(api):
-    created = await api.create()
-    rid = created["id"]
-    await api.confirmed(rid, RESHARE)
-    ref = (await api.request(rid))["external_id"]
+    rid, ref = await sent_to_reshare(api)
     note = ("#ReShareAddLoanCondition# LibraryUseOnly #ReShareSupplierAwaitingConditionConfirmation#"
             "#seq:2##lastSeq:1# transferToCluster:cl-7")
     await post_ok(api, supplying_message(ref, note))
@@ -246,10 +244,7 @@ async def test_borrowing_condition_notification_with_every_kind_of_marker(api):
 async def test_borrowing_conditions_assumed_agreed_needs_no_answer(api):
     """ReShare's supplier sends its conditions, then (not holding the request for an answer)
     #ReShareSupplierConditionsAssumedAgreed#: the offer is a WillSupply, and no ACCEPT goes out."""
-    created = await api.create()
-    rid = created["id"]
-    await api.confirmed(rid, RESHARE)
-    ref = (await api.request(rid))["external_id"]
+    rid, ref = await sent_to_reshare(api)
     await post_ok(api, supplying_message(ref, "#ReShareAddLoanCondition# LibraryUseOnly #seq:1#",
                                          reason=ReasonForMessage.RequestResponse, status=Status.WillSupply))
     assert (await api.request(rid))["status"] == "CONDITIONAL"
@@ -282,13 +277,17 @@ async def incoming_from_reshare(api, ref: str) -> int:
     return body["items"][0]["id"]
 
 
-async def requester_notification(api, ref: str, note: str, seconds: int = 1) -> None:
+async def requester_action(api, ref: str, action: Action, note: str | None, seconds: int = 1) -> None:
     message = model.RequestingAgencyMessage(
         header=model.RequestingAgencyMessageHeader(
             supplying_agency_id=model.AgencyId.parse(OURS), requesting_agency_id=model.AgencyId.parse(RESHARE),
             timestamp=_now(seconds), requesting_agency_request_id=ref),
-        action=Action.Notification, note=note)
+        action=action, note=note)
     await post_ok(api, encode(message, Version.V2017))
+
+
+async def requester_notification(api, ref: str, note: str, seconds: int = 1) -> None:
+    await requester_action(api, ref, Action.Notification, note, seconds)
 
 
 async def test_lending_keeps_markers_of_a_requester_note(api):
@@ -365,10 +364,7 @@ def of_message(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_borrowing_keeps_markers_of_a_status_message_note_in_its_history(api):
-    created = await api.create()
-    rid = created["id"]
-    await api.confirmed(rid, RESHARE)
-    ref = (await api.request(rid))["external_id"]
+    rid, ref = await sent_to_reshare(api)
     note = "Shelved for you #seq:2##ReShareUpdatedField-DueDate:2027-01-31#"
     await post_ok(api, supplying_message(ref, note, reason=ReasonForMessage.RequestResponse, status=Status.WillSupply))
     await post_ok(api, supplying_message(ref, "In transit", seconds=1, reason=ReasonForMessage.StatusChange,
@@ -386,10 +382,7 @@ async def test_borrowing_keeps_markers_of_a_status_message_note_in_its_history(a
 
 
 async def test_borrowing_marks_every_history_row_of_a_refused_marked_message(api):
-    created = await api.create()
-    rid = created["id"]
-    await api.confirmed(rid, RESHARE)
-    ref = (await api.request(rid))["external_id"]
+    rid, ref = await sent_to_reshare(api)
     # Recalled before anything was shipped: refused, recorded with its markers
     body = supplying_message(ref, "recalled #seq:9#", reason=ReasonForMessage.StatusChange, status=Status.Recalled)
     response = await api.client.post("/iso18626", data=body, headers=XML)
@@ -398,15 +391,6 @@ async def test_borrowing_marks_every_history_row_of_a_refused_marked_message(api
     assert data["status"] == "REQUEST_SENT"
     [refused] = of_message(data["history"])
     assert refused["event"] == "message_refused" and refused["detail"]["markers"]["seq"] == 9
-
-
-async def requester_action(api, ref: str, action: Action, note: str | None, seconds: int = 1) -> None:
-    message = model.RequestingAgencyMessage(
-        header=model.RequestingAgencyMessageHeader(
-            supplying_agency_id=model.AgencyId.parse(OURS), requesting_agency_id=model.AgencyId.parse(RESHARE),
-            timestamp=_now(seconds), requesting_agency_request_id=ref),
-        action=action, note=note)
-    await post_ok(api, encode(message, Version.V2017))
 
 
 async def test_lending_keeps_markers_of_a_cancel_note_in_its_history(api):
