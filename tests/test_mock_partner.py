@@ -407,6 +407,8 @@ async def test_conditional_accept_then_loaned(start, version):
     else:
         assert offer.message_info.offered_costs.monetary_value == Decimal("10.00")
     await h.action("R1", Action.Notification, "fine by us", version=version)  # no ACCEPT: nothing
+    # ReShare's reject marker decides, whatever the words around it (as our lending side reads it)
+    await h.action("R1", Action.Notification, "#ReShareLoanConditionRejectResponse# cannot accept", version=version)
     await h.settle()
     assert len(h.recorder.of("R1")) == 1
     await h.action("R1", Action.Notification, "We ACCEPT the conditions.", version=version)

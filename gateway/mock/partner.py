@@ -23,6 +23,7 @@ from typing import Any
 
 from ..messages import ErrorType, Fault, Inbound, MessageError, answer, decode, encode, model
 from ..messages.codes import Action, ReasonForMessage, RequestType, ServiceType, Status, Version, YesNo
+from ..messages.peers import condition_answer
 
 LOAN_PERIOD = timedelta(days=14)
 
@@ -44,7 +45,6 @@ RETRY_REASONS = {
 _RETRY = re.compile(r"RETRY:(" + "|".join(RETRY_REASONS) + r")(?:_(.+))?")
 _HTTP_ERROR = re.compile(r"HTTP-ERROR-([45]\d\d)")
 _TOKEN = re.compile(r"MOCK:([^\s#,;]+)", re.IGNORECASE)
-_ACCEPT = re.compile(r"(?<![a-z])accept(?:ed)?(?![a-z])|#ReShareLoanConditionAgreeResponse#", re.IGNORECASE)
 
 SHIPPED = frozenset({Status.Loaned, Status.Overdue, Status.Recalled})
 TERMINAL = frozenset({
@@ -437,7 +437,8 @@ class Partner:
             Action.Received: "received",
             Action.ShippedReturn: "returned",
         }.get(action)
-        if action is Action.Notification and txn.awaiting_accept and _ACCEPT.search(message.note or ""):
+        # The conditions answer is read as our own lending side reads it (ReShare's markers, Alma's words).
+        if action is Action.Notification and txn.awaiting_accept and condition_answer(message.note) == "ACCEPT":
             kind = "accept"
         if kind:
             txn.reactions.append(Reaction(kind, action.value))
