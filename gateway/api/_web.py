@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..app import Gateway, gateway_of
 from .errors import ApiError
+from .fields import check_text
 
 T = TypeVar("T")
 MAX_ID = 2**63 - 1
@@ -57,6 +58,13 @@ def reject_unknown(body: dict[str, Any], allowed: set[str] | frozenset[str], pre
     for key in body:
         if key not in allowed:
             raise ApiError(422, "invalid_field", "is not a field here", prefix + key)
+
+
+async def text_body(request: web.Request) -> str:
+    """The required `text` of a body that takes nothing else (a general message, a note)."""
+    body = await json_body(request)
+    reject_unknown(body, {"text"})
+    return check_text(body.get("text"), "text", required=True)
 
 
 # An action endpoint's table: name -> (event type, allowed body fields, body -> event fields).

@@ -25,7 +25,8 @@ from ..core import (
 from ..core.state import Attention
 from . import queries as q
 from ._web import (
-    MAX_OFFSET, bool_param, gw, int_param, json_body, named_action, ok, one, path_id, query_params, read, reject_unknown,
+    MAX_OFFSET, bool_param, gw, int_param, json_body, named_action, ok, one, path_id, query_params, read,
+    reject_unknown, text_body,
 )
 from .auth import principal_of
 from .errors import ApiError, not_found
@@ -198,24 +199,19 @@ async def get_parameters(request: web.Request) -> web.Response:
     return ok({"parameters": await _tab(request, "parameters")})
 
 
-async def post_message(request: web.Request) -> web.Response:
+async def _post_text(request: web.Request, event_type: type, field: str, tab: str) -> web.Response:
+    """Apply a staff event that carries the body's text; answer with the tab entry it added."""
     request_id = path_id(request)
-    body = await json_body(request)
-    reject_unknown(body, {"text"})
-    text = check_text(body.get("text"), "text", required=True)
-    await _apply(request, request_id, SendMessage, note=text)
-    messages = await read(request, q.tab, request_id, "messages")
-    return ok(messages[-1], 201)
+    await _apply(request, request_id, event_type, **{field: await text_body(request)})
+    return ok((await read(request, q.tab, request_id, tab))[-1], 201)
+
+
+async def post_message(request: web.Request) -> web.Response:
+    return await _post_text(request, SendMessage, "note", "messages")
 
 
 async def post_note(request: web.Request) -> web.Response:
-    request_id = path_id(request)
-    body = await json_body(request)
-    reject_unknown(body, {"text"})
-    text = check_text(body.get("text"), "text", required=True)
-    await _apply(request, request_id, AddNote, text=text)
-    notes = await read(request, q.tab, request_id, "notes")
-    return ok(notes[-1], 201)
+    return await _post_text(request, AddNote, "text", "notes")
 
 
 def _parameters(value: Any, *, allow_null: bool) -> dict[str, str | None]:

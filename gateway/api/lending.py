@@ -25,7 +25,7 @@ from ..store.models import (
     attachments_t, general_messages_t, history_t, lending_requests_t as lr, notes_t,
 )
 from . import queries as bq
-from ._web import MAX_OFFSET, bool_param, gw, int_param, json_body, named_action, ok, one, path_id, query_params, read, reject_unknown
+from ._web import MAX_OFFSET, bool_param, gw, int_param, named_action, ok, one, path_id, query_params, read, text_body
 from .auth import principal_of
 from .errors import ApiError, not_found
 from .fields import check_agency, check_text, parse_decimal, parse_instant
@@ -254,20 +254,19 @@ async def _apply(request: web.Request, lending_id: int, event_type: type, **kw: 
     return await g.lending.apply(lending_id, event_type(at=g.clock(), by=principal_of(request).actor, **kw))
 
 
+async def _post_text(request: web.Request, event_type: type, field: str, table: Any,
+                     to_json: Any) -> web.Response:
+    """Apply a staff event that carries the body's text; answer with the tab entry it added."""
+    await _apply(request, path_id(request), event_type, **{field: await text_body(request)})
+    return ok((await _tab(request, table, to_json))[-1], 201)
+
+
 async def post_message(request: web.Request) -> web.Response:
-    lending_id = path_id(request)
-    body = await json_body(request)
-    reject_unknown(body, {"text"})
-    await _apply(request, lending_id, SendMessage, note=check_text(body.get("text"), "text", required=True))
-    return ok((await _tab(request, general_messages_t, bq.message_json))[-1], 201)
+    return await _post_text(request, SendMessage, "note", general_messages_t, bq.message_json)
 
 
 async def post_note(request: web.Request) -> web.Response:
-    lending_id = path_id(request)
-    body = await json_body(request)
-    reject_unknown(body, {"text"})
-    await _apply(request, lending_id, AddNote, text=check_text(body.get("text"), "text", required=True))
-    return ok((await _tab(request, notes_t, bq.note_json))[-1], 201)
+    return await _post_text(request, AddNote, "text", notes_t, bq.note_json)
 
 
 # --- actions ----------------------------------------------------------------------------------
