@@ -386,17 +386,19 @@ class SupplierMessages:
         children = ChildRows()
         for a in applied:
             raw_id = raw_ids[a.step.key]
+            first = len(children.history)
             for row in a.history:
                 row["raw_message_id"] = raw_id
             children.history.extend(a.history)
             if a.decision is not None and a.request is not None:
                 children.add(self.ctx, a.request.id, a.request.external_id, a.request.extra, a.decision,
                              a.step.now, raw_id)
-        children.write(conn)
-        for a in applied:  # a status message's note is history, not a general message: mark it there
+            # A status message's note is history, not a general message: its markers go there.
             markers = note_markers(a.step.message.message_info.note)
             if markers:
-                queries.mark_message_history(conn, raw_ids[a.step.key], markers)
+                for row in children.history[first:]:
+                    row["detail"] = {**(row["detail"] or {}), "markers": markers}
+        children.write(conn)
         self._update_requests(conn, applied, loaded, current)
 
     def _update_requests(self, conn: Connection, applied: list[_Applied], loaded: dict[str, rows.Loaded],
