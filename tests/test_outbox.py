@@ -7,7 +7,7 @@ import asyncio
 import random
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -134,11 +134,11 @@ def make_config(urls: dict[str, str], *, timeout: float = 2.0, credentials: dict
     return parse_config(raw, env={})
 
 
-def make_gateway(engine, urls: dict[str, str], **kw) -> Gateway:
+def make_gateway(engine, urls: dict[str, str], *, clock=utc_now, **kw) -> Gateway:
     config = make_config(urls, **kw)
     writer = Writer(engine)
     ctx = ServiceContext.from_config(config)
-    return Gateway(config, ctx, engine, writer, BorrowingService(writer, ctx, utc_now), utc_now)
+    return Gateway(config, ctx, engine, writer, BorrowingService(writer, ctx, clock), lending=None, clock=clock)
 
 
 @pytest.fixture
@@ -514,7 +514,10 @@ async def test_stale_after_leaves_a_live_workers_rows_and_takes_a_dead_ones(engi
     urls = {P1: partner.url, P2: partner.url}
     gw_a = gateways(engine, urls)
     other_engine = make_engine(db_url)
-    gw_b = gateways(other_engine, urls)
+    # B's clock is moved on by hand, so "claimed just now" and "claimed long ago" do not depend
+    # on how fast a loaded CI machine runs the first half
+    ahead = [timedelta(0)]
+    gw_b = gateways(other_engine, urls, clock=lambda: utc_now() + ahead[0])
     try:
         await gw_a.borrowing.create(details(), partners=(P1,))
         partner.hold = asyncio.Event()
@@ -526,15 +529,16 @@ async def test_stale_after_leaves_a_live_workers_rows_and_takes_a_dead_ones(engi
             return len(partner.received) == 1
 
         await eventually(arrived)
-        b = worker_for(gateways, gw_b, stale_after=0.6)
+        b = worker_for(gateways, gw_b, stale_after=30)
         await b.start()  # does not reset A's row: it was claimed just now
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # several of B's sweeps (poll_interval 0.05)
         assert [r["state"] for r in await rows(engine, outbox_t)] == ["sending"]
         assert len(partner.received) == 1
 
         await a.close()  # A dies mid-send
         partner.hold.set()
         partner.hold = None
+        ahead[0] = timedelta(seconds=31)  # A's claim is now older than stale_after
 
         async def delivered() -> bool:
             return [r["state"] for r in await rows(engine, outbox_t)] == ["delivered"]
