@@ -107,6 +107,9 @@ async def test_free_text_on_title_author_and_identifiers(data):
     assert ids(await listing(api, "q=987654")) == [rid[6]]  # oclc number
     assert ids(await listing(api, f"q={made[4]['external_id']}")) == [rid[4]]  # our request id
     assert ids(await listing(api, "q=river+time")) == [rid[0]]  # every word must match
+    assert ids(await listing(api, "q=light+smith")) == [rid[2]]  # in different fields
+    assert (await listing(api, "q=LightSmith"))["total"] == 0  # a word matches within one field
+    assert ids(await listing(api, "q=nobody")) == [rid[4]]  # no title
     assert ids(await listing(api, "q=war_and")) == [rid[5]]  # _ and % are literal
     assert ids(await listing(api, "q=%25Peace")) == [rid[5]]
     assert (await listing(api, "q=zzzz"))["total"] == 0

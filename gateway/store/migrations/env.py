@@ -13,7 +13,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from gateway.store.db import make_engine
-from gateway.store.models import Base
+from gateway.store.models import Base, compared
 
 config = context.config
 target_metadata = Base.metadata
@@ -24,6 +24,7 @@ def _configure(**kwargs: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite can't ALTER most things; batch mode copies the table
         compare_type=True,
+        include_object=compared,
         **kwargs,
     )
 
