@@ -165,12 +165,9 @@ def row_keys(rows) -> tuple[str, ...]:
     return tuple(dict.fromkeys(key for _, key, _ in rows))
 
 
-_keys = row_keys
-
-
-STAFF_KEYS = ("create", *_keys(STAFF_ROWS))
-PARTNER_KEYS = _keys(PARTNER_ROWS)
-SYSTEM_KEYS = _keys(SYSTEM_ROWS)
+STAFF_KEYS = ("create", *row_keys(STAFF_ROWS))
+PARTNER_KEYS = row_keys(PARTNER_ROWS)
+SYSTEM_KEYS = row_keys(SYSTEM_ROWS)
 
 # Where the partner keys would take a request, ignoring the current status: used to tell an
 # out-of-order message (earlier phase: recorded) from an illegal one (later phase: refused).

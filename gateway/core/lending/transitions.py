@@ -125,12 +125,9 @@ WHILE_PENDING: dict[Pending, frozenset[str]] = {
 
 
 LENDING_TABLE: dict[L, dict[str, Target]] = build_table(L, STAFF_ROWS, BORROWER_ROWS, SYSTEM_ROWS)
-_keys = row_keys
-
-
-STAFF_KEYS = _keys(STAFF_ROWS)
-BORROWER_KEYS = (INITIAL[0], *_keys(BORROWER_ROWS))
-SYSTEM_KEYS = _keys(SYSTEM_ROWS)
+STAFF_KEYS = row_keys(STAFF_ROWS)
+BORROWER_KEYS = (INITIAL[0], *row_keys(BORROWER_ROWS))
+SYSTEM_KEYS = row_keys(SYSTEM_ROWS)
 
 
 # --- guards: conditions beyond the status ----------------------------------------------------
