@@ -10,6 +10,8 @@ Alma (and Rapido) as a borrower, for our lending side (PEERS §1):
   `alma_messages(message)` is the same, always as a list.
 - `condition_answer(note)` reads an answer to loan conditions (ACCEPT / REJECT): ReShare's
   agree / reject markers first, else Alma's free text.
+- `conditions_in_note(note)` reads loan conditions written into a note ("Condition: X" lines,
+  ReShare's add-condition marker).
 - `is_duplicate_unfilled(note)` spots the DUPLICATE prefix of Alma lenders' Unfilled notes.
 """
 
@@ -178,6 +180,16 @@ def condition_answer(note: str | None) -> str | None:
     if accept == reject:
         return None
     return "ACCEPT" if accept else "REJECT"
+
+
+_CONDITION_IN_NOTE = re.compile(rf"^\s*Condition:\s*(\S+)|#{ADD_LOAN_CONDITION}#\s*(\w+)", re.M)
+
+
+def conditions_in_note(note: str | None) -> list[str]:
+    """Loan conditions written as text: "Condition: X" lines (ours for Alma, and Alma's own)
+    and ReShare's `#ReShareAddLoanCondition# X`. In 2017 an offer has nowhere else to carry
+    them: loanCondition lives in deliveryInfo."""
+    return [a or b for a, b in _CONDITION_IN_NOTE.findall(note or "")]
 
 
 def is_duplicate_unfilled(note: str | None) -> bool:

@@ -8,7 +8,6 @@ before that commit.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,7 +35,7 @@ from ..core import (
 from ..core.events import AddPartner
 from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime
-from ..messages.peers import note_markers, parse_reshare_markers
+from ..messages.peers import conditions_in_note, note_markers, parse_reshare_markers
 from ..store import queries
 from ..store.models import general_messages_t, notes_t, received_items_t
 from . import borrowing_rows as rows
@@ -202,15 +201,6 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
         return StepResult(request_id, decision.state, decision)
 
     return step
-
-
-_CONDITION_IN_NOTE = re.compile(r"^\s*Condition:\s*(\S+)|#ReShareAddLoanCondition#\s*(\w+)", re.M)
-
-
-def conditions_in_note(note: str | None) -> list[str]:
-    """Loan conditions written as text: ours and Alma's ("Condition: X"), ReShare's marker.
-    In 2017 an offer has nowhere else to carry them: loanCondition lives in deliveryInfo."""
-    return [a or b for a, b in _CONDITION_IN_NOTE.findall(note or "")]
 
 
 def _supplier_event(message: model.SupplyingAgencyMessage, now: datetime) -> SupplierMessage:

@@ -34,15 +34,10 @@ def _aware(value: datetime | None, name: str) -> None:
 
 # --- the borrower (requesting agency) ------------------------------------------------------
 
-def conditions_answer(note: str | None) -> str | None:
-    """"ACCEPT", "REJECT" or None (neither, or both: then a person has to read it).
-
-    ReShare answers loan conditions with fixed markers in the note (PEERS §2): they decide
-    first. Without them, Alma's free-text Notification containing ACCEPT or REJECT (PEERS §1.6):
-    case-insensitive and tolerant of punctuation around the word ("Accept.", "*REJECT*",
-    "accepted!"); a longer word does not count ("acceptable", "unaccepted").
-    One rule for both: `gateway.messages.peers.condition_answer` (pure)."""
-    return condition_answer(note)
+# "ACCEPT", "REJECT" or None for the borrower's answer to our loan conditions: ReShare's markers
+# first, else Alma's free text (PEERS §1.6, §2). One rule for the whole project, kept in the
+# pure message layer; exported here under the lending core's name.
+conditions_answer = condition_answer
 
 
 @dataclass(frozen=True, kw_only=True)
