@@ -120,13 +120,13 @@ def _write(conn: Connection, ctx: ServiceContext, policy: LendingPolicy, lending
     if history:
         queries.insert_history(conn, history)
     if decision.messages:
-        conn.execute(general_messages_t.insert(), [
+        queries.insert_rows(conn, general_messages_t, [
             {"lending_id": lending_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
              "actor": m.partner if m.direction == "in" else None, "text": m.note,
              "raw_message_id": raw_id if m.direction == "in" else None,
              "markers": note_markers(m.note) if m.direction == "in" else None} for m in decision.messages])
     if decision.notes:
-        conn.execute(notes_t.insert(), [
+        queries.insert_rows(conn, notes_t, [
             {"lending_id": lending_id, "created_at": n.at, "actor": n.by, "text": n.text} for n in decision.notes])
     their_ref = row["requesting_agency_request_id"] if row else None
     for out in decision.outgoing:
