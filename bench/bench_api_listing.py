@@ -29,7 +29,6 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -239,10 +238,14 @@ async def measure(url: str, runs: int) -> list[tuple[str, str, int, list[float]]
     return out
 
 
-def _psql(sql: str) -> None:
-    u = make_url(PG_URL)
-    subprocess.run(["psql", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
-                    "-d", u.database or "test", "-qc", sql], check=True)
+async def _on_server(sql: str) -> None:
+    """One statement on GATEWAY_BENCH_POSTGRES_URL itself (outside the bench's schema)."""
+    engine = make_engine(PG_URL)
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(sql)
+    finally:
+        await engine.dispose()
 
 
 async def report(url: str, runs: int, target_ms: float) -> int:
@@ -279,7 +282,7 @@ def main() -> int:
     tmp = schema = None
     if args.postgresql:
         schema = f"bench_listing_{random.randrange(10**9)}"
-        _psql(f"CREATE SCHEMA {schema}")
+        asyncio.run(_on_server(f"CREATE SCHEMA {schema}"))
         url = make_url(PG_URL).update_query_dict({"search_path": schema}).render_as_string(hide_password=False)
         asyncio.run(populate(url, args.rows))
     elif args.db:
@@ -298,7 +301,7 @@ def main() -> int:
         if args.keep:
             print(f"kept {url}")
         elif schema:
-            _psql(f"SET client_min_messages TO warning; DROP SCHEMA {schema} CASCADE")
+            asyncio.run(_on_server(f"DROP SCHEMA {schema} CASCADE"))
         elif tmp:
             for f in Path(tmp).iterdir():
                 f.unlink()
