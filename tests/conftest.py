@@ -1,10 +1,12 @@
 """Shared fixtures. Database fixtures: `db_url` and `engine`, each test run on SQLite and PostgreSQL.
 
 - SQLite: a fresh file in the test's tmp_path.
-- PostgreSQL: `postgresql+asyncpg://postgres@127.0.0.1:5432/test` (override with
-  GATEWAY_TEST_POSTGRES_URL); each test gets its own schema (`?search_path=gwtest_...` in the URL,
-  which `gateway.store.db.make_engine` understands), dropped afterwards. Skipped when the server is
-  not reachable.
+- PostgreSQL: the server at `postgresql+asyncpg://postgres@127.0.0.1:5432/postgres` (override with
+  GATEWAY_TEST_POSTGRES_SERVER). Each test run creates its own database there
+  (`gwtest_run_<pid>_<random>`) and drops it at the end, so two runs on one machine never meet;
+  `POSTGRES_URL` names that database once `pytest_configure` has run. Each test gets its own
+  schema in it (`?search_path=gwtest_...` in the URL, which `gateway.store.db.make_engine`
+  understands), dropped afterwards. Skipped when the server is not reachable.
 
 `engine` is an AsyncEngine on a database migrated to head; `db_url` is the URL alone (not migrated),
 for code that opens its own engine (`make_engine(db_url)`).
@@ -12,6 +14,7 @@ for code that opens its own engine (`make_engine(db_url)`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -22,9 +25,66 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.db import make_engine, migrate_async
 
-POSTGRES_URL = os.environ.get(
-    "GATEWAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+POSTGRES_SERVER = os.environ.get(
+    "GATEWAY_TEST_POSTGRES_SERVER", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
+# The run's own database; set by pytest_configure (test modules import it after that).
+POSTGRES_URL = POSTGRES_SERVER
+_RUN_DATABASE: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global POSTGRES_URL, _RUN_DATABASE
+    name = f"gwtest_run_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        asyncio.run(_server_statements(_drop_abandoned_runs, f'CREATE DATABASE "{name}"'))
+    except Exception:  # noqa: BLE001 - not reachable: the PostgreSQL cases skip with the reason
+        return
+    _RUN_DATABASE = name
+    POSTGRES_URL = make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RUN_DATABASE is not None:
+        # FORCE ends connections a crashed test may have left open.
+        asyncio.run(_server_statements(f'DROP DATABASE IF EXISTS "{_RUN_DATABASE}" WITH (FORCE)'))
+
+
+async def _server_statements(*steps) -> None:
+    """Run statements (or async callables taking a connection) on the server's maintenance database,
+    outside a transaction as CREATE/DROP DATABASE require."""
+    admin = make_engine(POSTGRES_SERVER, connect_args={"timeout": 5}, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            for step in steps:
+                if isinstance(step, str):
+                    await conn.exec_driver_sql(step)
+                else:
+                    await step(conn)
+    finally:
+        await admin.dispose()
+
+
+async def _drop_abandoned_runs(conn) -> None:
+    """Drop databases of earlier runs whose process is gone from this machine (a run killed before
+    its unconfigure could drop its own). A live run's database is never touched."""
+    rows = await conn.exec_driver_sql("SELECT datname FROM pg_database WHERE datname LIKE 'gwtest_run_%'")
+    for (name,) in rows.fetchall():
+        parts = name.split("_")
+        if len(parts) != 4 or not parts[2].isascii() or not parts[2].isdigit():
+            continue
+        if not _process_alive(int(parts[2])):
+            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
