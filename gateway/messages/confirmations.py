@@ -15,9 +15,11 @@ from typing import Any
 from lxml import etree
 
 from . import model
+from .clip import ERROR_VALUE_LENGTH, clip
 from .codec import parse_datetime
 from .codes import Action, MessageStatus, ReasonForMessage, Version
 from .faults import Fault
+from .lengths import AGENCY_ID_LENGTH, REQUEST_ID_LENGTH
 from .plan import Q
 
 CONFIRMATION_OF = {
@@ -64,8 +66,10 @@ class Echo:
         if header is not None:
             echo.supplying_agency_id = _agency(header.find(Q + "supplyingAgencyId"))
             echo.requesting_agency_id = _agency(header.find(Q + "requestingAgencyId"))
-            echo.requesting_agency_request_id = header.findtext(Q + "requestingAgencyRequestId")
-            echo.multiple_item_request_id = header.findtext(Q + "multipleItemRequestId")
+            # Clipped: what failed may be a value far longer than the gateway accepts.
+            echo.requesting_agency_request_id = clip(header.findtext(Q + "requestingAgencyRequestId"),
+                                                     REQUEST_ID_LENGTH)
+            echo.multiple_item_request_id = clip(header.findtext(Q + "multipleItemRequestId"), REQUEST_ID_LENGTH)
             echo.timestamp = _datetime(header.findtext(Q + "timestamp"))
         echo.action = Action._value2member_map_.get(_text(root, "action"))  # type: ignore[assignment]
         echo.reason_for_message = ReasonForMessage._value2member_map_.get(  # type: ignore[assignment]
@@ -89,7 +93,8 @@ def _agency(el: etree._Element | None) -> model.AgencyId | None:
     kind, value = el.findtext(Q + "agencyIdType"), el.findtext(Q + "agencyIdValue")
     if kind is None or value is None:
         return None
-    return model.AgencyId(model.SchemeValue(kind.strip()), value.strip())
+    kind = clip(kind.strip(), AGENCY_ID_LENGTH // 2)
+    return model.AgencyId(model.SchemeValue(kind), clip(value.strip(), AGENCY_ID_LENGTH - len(kind) - 1))
 
 
 def _datetime(text: str | None) -> datetime | None:
@@ -111,7 +116,7 @@ def confirmation(echo: Echo, now: datetime, faults: list[Fault] = (), version: V
         message_status=model.MessageStatus.ERROR if faults else model.MessageStatus.OK,
     )
     limit = 1 if version is Version.V2017 else len(faults)
-    errors = [model.ErrorData(f.error_type, f.error_value) for f in list(faults)[:limit]]
+    errors = [model.ErrorData(f.error_type, clip(f.error_value, ERROR_VALUE_LENGTH)) for f in list(faults)[:limit]]
     cls = CONFIRMATION_OF[echo.kind]
     result = cls(confirmation_header=header, error_data=errors)
     if cls is model.SupplyingAgencyMessageConfirmation:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from . import model
+from .clip import quoted
 from .codes import ErrorType, Version
 from .plan import Q, ROOT_TAG, ClassPlan, class_plan
 
@@ -95,7 +96,7 @@ def _value_fault(el: etree._Element, message: str) -> Fault:
         "reasonForMessage": ErrorType.UnsupportedReasonForMessageType,
     }.get(name, ErrorType.UnrecognisedDataValue)
     reason = message.split(": ", 1)[-1] if "]" not in message else message.split("] ", 1)[-1]
-    return Fault(error_type, f"{element_path(el)}: invalid value {value!r} ({reason.rstrip('.')})")
+    return Fault(error_type, f"{element_path(el)}: invalid value {quoted(value)} ({reason.rstrip('.')})")
 
 
 def _attribute_fault(el: etree._Element, message: str) -> Fault:
@@ -110,7 +111,7 @@ def _attribute_fault(el: etree._Element, message: str) -> Fault:
             " (ISO 18626 attributes are namespace-qualified: ill:version, ill:scheme)",
         )
     value = el.get(match.group(1)) if match else None
-    return Fault(ErrorType.UnrecognisedDataValue, f"{element_path(el)}/@{attr}: invalid value {value!r}")
+    return Fault(ErrorType.UnrecognisedDataValue, f"{element_path(el)}/@{attr}: invalid value {quoted(value) if value is not None else None!r}")
 
 
 def _locate(root: etree._Element, error: etree._LogEntry) -> etree._Element:

@@ -16,6 +16,7 @@ from lxml import etree
 from .codec import VERSION_ATTR, read_message
 from .codes import Version
 from .faults import Fault, badly_formed, classify_schema_errors, element_path
+from .lengths import length_faults
 from .plan import Q, ROOT_TAG
 from .schemas import schema_for
 
@@ -161,6 +162,9 @@ def decode_tree(root: etree._Element, *, version: Version | None = None, limits:
         schema = schema_for(candidate)
         if schema.validate(root):
             message = read_message(root, candidate, body=_body(root), kind=kind)
+            too_long = length_faults(message, kind)
+            if too_long:  # valid, but longer than the gateway can keep: refused before any storage
+                raise MessageError(too_long[:limits.max_faults], kind=kind, version=candidate, root=root)
             return Inbound(message, kind, candidate, attribute, root)
         if errors is None:
             errors = (candidate, schema.error_log)
