@@ -24,6 +24,7 @@ from .service.lending import LendingService, outbox_outcome_step
 from .service.context import ServiceContext
 from .service.writer import Writer
 from .store.db import make_engine, migrate_async
+from .transport import replay
 from .transport.outbox import OutboxWorker
 from .transport.scheduler import Scheduler
 
@@ -61,8 +62,13 @@ class Gateway:
             max_delay=float(raw.get("outbox_max_delay_seconds", 600.0)),
         ))
         interval = float(raw.get("tick_seconds", 30))
-        gateway.background.append(Scheduler([gateway.borrowing.tick, gateway.lending.tick], interval))
+        gateway.background.append(Scheduler([gateway.borrowing.tick, gateway.lending.tick,
+                                             gateway.prune_seen_signatures], interval))
         return gateway
+
+    async def prune_seen_signatures(self) -> int:
+        """Forget HMAC signatures whose timestamps have left the window (the replay guard's table)."""
+        return await self.writer.run(replay.prune_step(replay.wall_clock()))
 
     async def start(self) -> None:
         await migrate_async(self.engine)

@@ -27,7 +27,7 @@ from gateway.store.db import make_engine
 from gateway.store.models import (
     borrowing_requests_t, history_t, lending_requests_t, outbox_t, raw_messages_t, rota_entries_t,
 )
-from gateway.transport.auth import ReplayGuard, check_transport
+from gateway.transport.auth import check_transport
 from gateway.transport.client import (
     CONTENT_TYPE, Confirmed, PartnerClient, Refused, TransportError, classify_response,
 )
@@ -259,7 +259,7 @@ async def test_client_posts_xml_with_credentials_and_classifies_transport_faults
         sent = partner.headers[-1]
         assert sent["Content-Type"] == CONTENT_TYPE
         # What the partner sees passes the inbound check configured with the same secrets.
-        check_transport({"inbound": credentials["outbound"]}, sent, body, "127.0.0.1", ReplayGuard())
+        assert check_transport({"inbound": credentials["outbound"]}, sent, body, "127.0.0.1") is not None
         assert partner.received[-1].body == body
 
         partner.delays.append(1.0)

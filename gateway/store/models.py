@@ -447,6 +447,23 @@ class Outbox(Base):
     raw_message_id: Mapped[int | None] = _fk("raw_messages.id", nullable=True, ondelete="SET NULL")
 
 
+class SeenSignature(Base):
+    """An HMAC signature a partner has used, with the HTTP status its request was answered with
+    (the replay guard, docs/inbound-limits.md). Durable, so a replay is refused after a restart
+    too; a signature whose request failed (5xx) does not count as used. Pruned once expired (by
+    then the signature's timestamp is outside the window anyway)."""
+
+    __tablename__ = "seen_signatures"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    signature: Mapped[str] = mapped_column(String(128), unique=True)
+    partner_agency: Mapped[str] = mapped_column(AGENCY)
+    status: Mapped[int] = mapped_column(Integer)  # HTTP status of the answer
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 # Core handles for the hot path.
 borrowing_requests_t: Table = BorrowingRequest.__table__  # type: ignore[assignment]
 rota_entries_t: Table = RotaEntry.__table__  # type: ignore[assignment]
@@ -459,6 +476,7 @@ notes_t: Table = Note.__table__  # type: ignore[assignment]
 received_items_t: Table = ReceivedItem.__table__  # type: ignore[assignment]
 attachments_t: Table = Attachment.__table__  # type: ignore[assignment]
 outbox_t: Table = Outbox.__table__  # type: ignore[assignment]
+seen_signatures_t: Table = SeenSignature.__table__  # type: ignore[assignment]
 
 
 # Indexes the migrations build but the models do not declare, so that schema comparison

@@ -8,7 +8,8 @@ Per partner, in config under `[partners.credentials]`:
 `inbound` is what the partner must present to us, `outbound` what we present to them.
 HMAC: header `X-ISO18626-Timestamp: <unix seconds>` and
 `X-ISO18626-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`; a timestamp
-more than `HMAC_WINDOW` away from now, or a signature already seen, is refused (replay).
+more than `HMAC_WINDOW` away from now is refused, and so is a signature already used
+(transport/replay.py keeps them in the database).
 Secrets are compared in constant time.
 """
 
@@ -18,7 +19,6 @@ import hashlib
 import hmac
 import ipaddress
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -51,22 +51,13 @@ class AuthFailure(Exception):
     reason: str
 
 
-class ReplayGuard:
-    """Signatures seen within the HMAC window (bounded memory)."""
+@dataclass(frozen=True)
+class Signed:
+    """A request whose HMAC signature checked out (the replay guard, transport/replay.py, decides
+    whether it was used before)."""
 
-    def __init__(self, capacity: int = 100_000):
-        self.capacity = capacity
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def check_and_remember(self, sig: str, now: float) -> bool:
-        while self._seen and next(iter(self._seen.values())) < now - 2 * HMAC_WINDOW:
-            self._seen.popitem(last=False)
-        if sig in self._seen:
-            return False
-        self._seen[sig] = now
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return True
+    signature: str
+    timestamp: int  # unix seconds, from the request's timestamp header
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -74,8 +65,9 @@ def _same(given: str | None, expected: str) -> bool:
 
 
 def check_transport(credentials: Mapping[str, Any], headers: Mapping[str, str], body: bytes, peer_ip: str | None,
-                    guard: ReplayGuard, now: float | None = None) -> None:
-    """Raise AuthFailure unless the HTTP-level credentials of this partner are satisfied."""
+                    now: float | None = None) -> Signed | None:
+    """Raise AuthFailure unless the HTTP-level credentials of this partner are satisfied; the
+    checked signature when the partner signs its requests (for the replay guard)."""
     inbound = credentials.get("inbound", {}) if credentials else {}
     now = time.time() if now is None else now
     allow = inbound.get("allow_ips")
@@ -99,8 +91,8 @@ def check_transport(credentials: Mapping[str, Any], headers: Mapping[str, str], 
             raise AuthFailure(401, "HMAC timestamp outside the allowed window")
         if not _same(sig, signature(inbound["hmac_secret"], stamp, body)):
             raise AuthFailure(401, "wrong HMAC signature")
-        if not guard.check_and_remember(sig, now):
-            raise AuthFailure(401, "replayed HMAC signature")
+        return Signed(sig, int(stamp))
+    return None
 
 
 def check_account(credentials: Mapping[str, Any], account_id: str | None, security_code: str | None) -> str | None:

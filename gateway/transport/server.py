@@ -7,6 +7,9 @@ only after its effect has committed.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from aiohttp import web
 
 from ..app import Gateway, gateway_of
@@ -14,12 +17,15 @@ from ..config import Partner
 from ..messages import ErrorType, Fault, Inbound, MessageError, answer, decode
 from ..messages.spec import camel
 from ..messages.tolerance import decode_tolerant, profile_repairs
-from ..service.audit import audit_step
-from .auth import AuthFailure, ReplayGuard, check_account, check_transport
+from ..service.audit import AuditEntry, audit_step
+from . import replay
+from .audit_budget import DEFAULT_PER_WINDOW, AuditBudget
+from .auth import AuthFailure, Signed, check_account, check_transport
 
 XML_TYPES = ("application/xml", "text/xml")
 DEFAULT_BODY_LIMIT = 1024 * 1024
-REPLAY_GUARD = web.AppKey("replay_guard", ReplayGuard)
+AUDIT_BUDGET = web.AppKey("audit_budget", AuditBudget)
+log = logging.getLogger(__name__)
 
 # Which header agency names the sender of each message kind.
 SENDER_FIELD = {
@@ -70,6 +76,19 @@ async def _decode(gw: Gateway, data: bytes) -> tuple[Inbound | None, bytes | Non
     return inbound, None, warnings
 
 
+async def _audit(request: web.Request, actor: str, event: str, text: str) -> None:
+    """An audit row for a refused post, within the per-address budget; summaries of what the
+    budget dropped are written with it."""
+    gw = gateway_of(request.app)
+    source = request.remote or "unknown address"
+    admitted, dropped = request.app[AUDIT_BUDGET].admit(source, time.monotonic())
+    entries = [AuditEntry("system", "audit_dropped", d.text()) for d in dropped]
+    if admitted:
+        entries.append(AuditEntry(actor, event, text))
+    if entries:
+        await gw.writer.run(audit_step(entries, gw.clock()))
+
+
 async def iso18626(request: web.Request) -> web.Response:
     if request.content_type not in XML_TYPES:
         raise web.HTTPUnsupportedMediaType(text="ISO 18626 messages are application/xml or text/xml")
@@ -81,22 +100,56 @@ async def iso18626(request: web.Request) -> web.Response:
     field = SENDER_FIELD.get(inbound.kind)
     if field is None:
         raise web.HTTPBadRequest(text="confirmations are HTTP responses; they are never posted to the endpoint")
-    header = inbound.message.header
-    sender = str(getattr(header, field))
+    sender = str(getattr(inbound.message.header, field))
     partner: Partner | None = gw.ctx.partners.get(sender)
     if partner is None:
-        await gw.writer.run(audit_step(sender, "unknown_partner", f"{inbound.kind} from unknown agency {sender}", gw.clock()))
+        await _audit(request, sender, "unknown_partner",
+                     f"{inbound.kind} from unknown agency {sender} (from {request.remote})")
         return _refuse(gw, inbound, f"header/{camel(field)}", f"{sender!r} is not a partner of this gateway")
     try:
-        check_transport(partner.credentials, request.headers, data, request.remote, request.app[REPLAY_GUARD])
+        signed = check_transport(partner.credentials, request.headers, data, request.remote)
+        if signed is not None and await _replayed(gw, signed):
+            raise AuthFailure(401, "replayed HMAC signature")
     except AuthFailure as failure:
-        await gw.writer.run(audit_step(sender, "auth_failed", f"{failure.reason} (from {request.remote})", gw.clock()))
+        await _audit(request, sender, "auth_failed", f"{failure.reason} (from {request.remote})")
         raise web.HTTPUnauthorized(text=failure.reason) if failure.status == 401 else web.HTTPForbidden(text=failure.reason)
+    if signed is None:
+        return await _authenticated(request, gw, inbound, partner, data, warnings)
+    status = 500
+    try:
+        response = await _authenticated(request, gw, inbound, partner, data, warnings)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        await _remember(gw, signed, sender, status)
+
+
+async def _replayed(gw: Gateway, signed: Signed) -> bool:
+    async with gw.engine.connect() as conn:
+        status = await conn.run_sync(replay.outcome_step(signed, replay.wall_clock()))
+    return replay.counts_as_used(status)
+
+
+async def _remember(gw: Gateway, signed: Signed, sender: str, status: int) -> None:
+    """Record what the signed request produced; if that fails the signature stays unused, which
+    only lets the same bytes be processed again (raw_messages keeps that idempotent)."""
+    try:
+        await gw.writer.run(replay.remember_step(signed, sender, status, replay.wall_clock()))
+    except Exception:  # noqa: BLE001 - the answer stands whatever happens to the record
+        log.exception("could not record the outcome of a signed request from %s", sender)
+
+
+async def _authenticated(request: web.Request, gw: Gateway, inbound: Inbound, partner: Partner, data: bytes,
+                         warnings: tuple[str, ...]) -> web.Response:
+    header = inbound.message.header
     if inbound.kind != "supplyingAgencyMessage":
         auth = header.requesting_agency_authentication
         problem = check_account(partner.credentials, auth.account_id if auth else None, auth.security_code if auth else None)
         if problem:
-            await gw.writer.run(audit_step(sender, "auth_failed", problem, gw.clock()))
+            await _audit(request, partner.agency, "auth_failed", problem)
             return _refuse(gw, inbound, "header/requestingAgencyAuthentication", problem)
     if inbound.kind == "supplyingAgencyMessage":
         return _xml(await gw.borrowing.receive_supplier_message(inbound, data, warnings))
@@ -107,7 +160,18 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "agency": gateway_of(request.app).config.agency})
 
 
+async def _write_dropped_summaries(app: web.Application) -> None:
+    """At shutdown (before the writer stops): what the audit budget dropped and has not yet said."""
+    gw = gateway_of(app)
+    dropped = app[AUDIT_BUDGET].drain()
+    if dropped:
+        await gw.writer.run(audit_step([AuditEntry("system", "audit_dropped", d.text()) for d in dropped], gw.clock()))
+
+
 def add_routes(app: web.Application) -> None:
-    app[REPLAY_GUARD] = ReplayGuard()
+    raw = gateway_of(app).config.raw.get("gateway", {})
+    app[AUDIT_BUDGET] = AuditBudget(per_window=int(raw.get("audit_rows_per_address_per_minute", DEFAULT_PER_WINDOW)),
+                                    window=60.0)
+    app.on_shutdown.append(_write_dropped_summaries)
     app.router.add_post("/iso18626", iso18626)
     app.router.add_get("/healthz", healthz)
