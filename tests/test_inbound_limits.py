@@ -117,3 +117,77 @@ def test_every_bounded_element_fits_the_columns_it_is_stored_in():
     for bound in BOUNDS:
         for attribute in column[bound.fields[-1]]:
             assert attribute.property.columns[0].type.length >= bound.limit, (bound, attribute)
+
+
+# --- storage amplification by unauthenticated posts --------------------------------------------
+
+HUGE = "Y" * 400_000
+
+
+async def _history_rows(engine) -> list[dict]:
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(select(history_t))]
+
+
+async def _start(aiohttp_client, db_url: str, **gateway_options):
+    from gateway.app import Gateway, build_app
+    from gateway_helpers import make_config
+
+    config = make_config(db_url, PARTNERS)
+    config.raw["gateway"].update(gateway_options)
+    gateway = Gateway.create(config)
+    return await aiohttp_client(build_app(gateway)), gateway
+
+
+async def test_unauthenticated_posts_with_huge_agency_ids_store_and_echo_only_capped_values(aiohttp_client, db_url):
+    client, gateway = await _start(aiohttp_client, db_url)
+    echoed = 0
+    for i in range(100):
+        # Alternately a 400 KB agency id and the longest one accepted, both unknown.
+        value = HUGE if i % 2 == 0 else "Z" * (200 - len("ISIL:"))
+        response = await client.post("/iso18626", data=lending_request(requester="ISIL:" + value, ref=f"R-{i}"),
+                                     headers=XML)
+        assert response.status == 200
+        reply = await response.read()
+        echoed = max(echoed, len(reply))
+        assert decode(reply).message.confirmation_header.message_status.value == "ERROR"
+    assert echoed < 4_000  # the confirmation repeats at most the clipped values
+    rows = await _history_rows(gateway.engine)
+    assert rows and all(r["event"] == "unknown_partner" for r in rows)
+    assert len(rows) <= 50  # the huge ones are refused while decoding: nothing of them is stored
+    for row in rows:
+        assert len(row["actor"]) <= 200 and len(row["detail"]["text"]) <= 500
+    assert sum(len(r["actor"]) + len(r["detail"]["text"]) for r in rows) < 50 * 700
+
+
+async def test_audit_rows_per_source_address_are_limited_and_what_was_dropped_is_summarised(aiohttp_client, db_url):
+    client, gateway = await _start(aiohttp_client, db_url, audit_rows_per_address_per_minute=5)
+    for i in range(30):
+        reply = await _post(client, lending_request(requester=f"ISIL:XX-STRANGER-{i}"))
+        assert "not a partner of this gateway" in reply.error_data[0].error_value  # every post is answered
+    rows = await _history_rows(gateway.engine)
+    assert [r["event"] for r in rows] == ["unknown_partner"] * 5
+    await client.close()  # at shutdown the budget's open windows are summarised
+
+    from gateway.store.db import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        rows = await _history_rows(engine)
+    finally:
+        await engine.dispose()
+    summaries = [r for r in rows if r["event"] == "audit_dropped"]
+    assert len(rows) == 6 and len(summaries) == 1
+    assert summaries[0]["detail"]["text"].startswith("25 further audit entries from 127.0.0.1")
+
+
+async def test_an_invalid_huge_value_is_quoted_clipped_in_the_error(aiohttp_client, db_url):
+    client, _ = await start_gateway(aiohttp_client, db_url, PARTNERS)
+    body = lending_request().replace(b"<ill:serviceType>Loan</ill:serviceType>",
+                                     b"<ill:serviceType>" + b"Q" * 300_000 + b"</ill:serviceType>")
+    assert b"Q" * 1000 in body
+    response = await client.post("/iso18626", data=body, headers=XML)
+    reply = await response.read()
+    assert response.status == 200 and len(reply) < 4_000
+    error = decode(reply).message.error_data[0]
+    assert "/serviceType: invalid value 'QQQ" in error.error_value and "[300000 characters]" in error.error_value
