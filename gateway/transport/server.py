@@ -2,7 +2,9 @@
 
 Transport faults get HTTP status codes (405 method, 413 size, 415 type, 401/403 auth); every
 ISO-level fault gets HTTP 200 with an ERROR confirmation (DESIGN §3). A message is answered
-only after its effect has committed.
+only after its effect has committed. Posts refused before or by authentication are audited
+within a budget per source address, and a signed request's outcome is recorded for the
+durable replay guard (docs/inbound-limits.md).
 """
 
 from __future__ import annotations
