@@ -510,7 +510,7 @@ async def test_two_workers_on_one_database_never_send_a_row_twice(engine, db_url
         await other_engine.dispose()
 
 
-async def test_stale_after_leaves_a_live_workers_rows_and_takes_a_dead_ones(engine, db_url, partner, gateways):
+async def test_leases_leave_a_live_workers_rows_and_take_a_dead_ones(engine, db_url, partner, gateways):
     urls = {P1: partner.url, P2: partner.url}
     gw_a = gateways(engine, urls)
     other_engine = make_engine(db_url)
@@ -529,8 +529,8 @@ async def test_stale_after_leaves_a_live_workers_rows_and_takes_a_dead_ones(engi
             return len(partner.received) == 1
 
         await eventually(arrived)
-        b = worker_for(gateways, gw_b, stale_after=30)
-        await b.start()  # does not reset A's row: it was claimed just now
+        b = worker_for(gateways, gw_b, reset_on_start=False)  # several workers on one database
+        await b.start()  # does not reset A's row: its lease has not ended
         await asyncio.sleep(0.2)  # several of B's sweeps (poll_interval 0.05)
         assert [r["state"] for r in await rows(engine, outbox_t)] == ["sending"]
         assert len(partner.received) == 1
@@ -538,7 +538,7 @@ async def test_stale_after_leaves_a_live_workers_rows_and_takes_a_dead_ones(engi
         await a.close()  # A dies mid-send
         partner.hold.set()
         partner.hold = None
-        ahead[0] = timedelta(seconds=31)  # A's claim is now older than stale_after
+        ahead[0] = timedelta(seconds=2.0 + a.lease_margin + 1)  # past A's lease: timeout + margin
 
         async def delivered() -> bool:
             return [r["state"] for r in await rows(engine, outbox_t)] == ["delivered"]
