@@ -45,7 +45,6 @@ __all__ = [
     "insert_history",
     "insert_lending",
     "insert_outbox",
-    "lease_outbox",
     "insert_raw_message",
     "insert_raw_message_if_new",
     "insert_raw_messages",
@@ -483,17 +482,17 @@ def fetch_due_outbox(conn: Connection, *, now: datetime, limit: int = 100,
     return [_dict(r) for r in conn.execute(stmt)]
 
 
-def claim_outbox(conn: Connection, ids: Iterable[int]) -> list[int]:
-    """Mark pending rows as `sending` (counting the attempt); return the ids this call claimed."""
+def claim_outbox(conn: Connection, ids: Iterable[int], *, lease_until: datetime | None = None) -> list[int]:
+    """Mark pending rows as `sending` (counting the attempt); return the ids this call claimed.
+    `lease_until`: the claim's lease ends then (kept in `next_attempt_at` while sending; see
+    `release_outbox_leases`)."""
     ids = list(ids)
     if not ids:
         return []
-    stmt = (
-        update(_out)
-        .where(_out.c.id.in_(ids), _out.c.state == "pending")
-        .values(state="sending", attempts=_out.c.attempts + 1)
-        .returning(_out.c.id)
-    )
+    values: Row = {"state": "sending", "attempts": _out.c.attempts + 1}
+    if lease_until is not None:
+        values["next_attempt_at"] = lease_until
+    stmt = update(_out).where(_out.c.id.in_(ids), _out.c.state == "pending").values(values).returning(_out.c.id)
     return sorted(conn.execute(stmt).scalars())
 
 
@@ -529,14 +528,6 @@ def mark_outbox_retry(conn: Connection, outbox_id: int, *, error: str,
         values.update(state="pending", next_attempt_at=next_attempt_at)
     result = conn.execute(update(_out).where(*_open_row(outbox_id, attempt)).values(values))
     return result.rowcount == 1
-
-
-def lease_outbox(conn: Connection, ids: Iterable[int], *, until: datetime) -> None:
-    """Claimed rows are the claimer's until `until` (kept in `next_attempt_at` while sending)."""
-    ids = list(ids)
-    if ids:
-        conn.execute(update(_out).where(_out.c.id.in_(ids), _out.c.state == "sending")
-                     .values(next_attempt_at=until))
 
 
 def release_outbox_leases(conn: Connection, *, now: datetime, expired_only: bool = True) -> list[Row]:

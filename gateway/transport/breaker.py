@@ -92,8 +92,8 @@ class PartnerBreakers:
             breaker = self._breakers[agency] = PartnerBreaker(self._settings_for(agency))
         return breaker
 
-    def peek(self, agency: str) -> PartnerBreaker | None:
-        return self._breakers.get(agency)
+    def agencies(self) -> list[str]:
+        return list(self._breakers)
 
     def blocked(self, now: datetime) -> set[str]:
         """Partners that may not be sent to now (open breakers still cooling down)."""

@@ -6,7 +6,7 @@ its state change. This worker takes it from there:
 1. Claim: one writer step fetches the due rows (`fetch_due_outbox`, which holds back a row while
    an earlier one of the same request or lending request and partner is pending or sending) and
    marks them `sending` (`claim_outbox`) under a lease: the row is this worker's until the
-   partner's timeout plus `lease_margin` have passed (`lease_outbox`). Only rows this step moved
+   partner's timeout plus `lease_margin` have passed. Only rows this step moved
    from `pending` are sent, so two workers on one database never send the same row, and
    per-partner order holds.
 2. Send: the rows go out concurrently, at most `concurrency` at once in all and at most
@@ -366,10 +366,12 @@ class OutboxWorker:
                     left[agency] = free - 1
                 if not chosen:
                     return [], False
-                ids = set(queries.claim_outbox(conn, [row["id"] for row in chosen]))
+                by_lease: dict[datetime, list[int]] = {}  # the lease depends on the partner's timeout
+                for row in chosen:
+                    by_lease.setdefault(self._lease(row, now), []).append(row["id"])
+                ids = {claimed_id for until, group in by_lease.items()
+                       for claimed_id in queries.claim_outbox(conn, group, lease_until=until)}
                 claimed = [{**row, "attempts": row["attempts"] + 1} for row in chosen if row["id"] in ids]
-                for row in claimed:
-                    queries.lease_outbox(conn, [row["id"]], until=self._lease(row, now))
             except DBAPIError as exc:
                 if _retryable(exc):  # two workers' claims deadlocked: the writer runs this again
                     raise Conflict(str(exc)) from exc
