@@ -770,23 +770,29 @@ async def test_a_hanging_partner_does_not_delay_deliveries_to_a_healthy_one(engi
 
 
 async def test_a_failing_partner_is_held_by_its_breaker_shown_to_staff_and_probed(
-        engine, gateways, aiohttp_client):
-    partner = PartnerServer()  # not started: connections are refused
+        engine, partner, gateways, aiohttp_client):
+    """After `breaker_threshold` transport failures in a row the partner gets no more requests:
+    its due rows fail at once (keeping their own retry schedule) until the cooldown is over;
+    then one probe goes, and a confirmation closes the breaker. Staff see it all in the API."""
+    partner.reply = lambda request: web.Response(status=503, text="overloaded")
     ahead = [timedelta(0)]
     gw = gateways(engine, {P1: partner.url, P2: partner.url}, clock=lambda: utc_now() + ahead[0],
                   partner_keys={P1: {"breaker_threshold": 3, "breaker_cooldown_seconds": 60}})
     made = [await gw.borrowing.create(details(f"B{i}"), partners=(P1,)) for i in range(3)]
     for n in (1, 2):
         await gw.borrowing.apply(made[0].request_id, SendMessage(at=utc_now(), by="staff:ann", note=f"n{n}"))
-    worker = worker_for(gateways, gw, rng=random.Random(3))
+    worker = worker_for(gateways, gw, rng=random.Random(3), max_attempts=50)
     api = await aiohttp_client(build_app(gw))
     auth = {"Authorization": f"Bearer {READER_KEY}"}
 
-    counts = await worker.run_once()  # one row per request: 3 refused connections in a row
-    assert (counts.claimed, counts.retried) == (3, 3)
+    counts = await worker.run_once()  # one row per request: 3 answers of 503 in a row
+    assert (counts.claimed, counts.retried, len(partner.headers)) == (3, 3, 3)
+    assert worker.breakers.get(P1).state == "open"
     await asyncio.sleep(0.1)  # every backoff (at most 0.05 s) has passed
-    assert (await worker.run_once()).claimed == 0  # the partner is held as a whole
-    assert {r["attempts"] for r in await rows(engine, outbox_t)} == {1, 0}  # only the first rows tried
+    counts = await worker.run_once()
+    assert (counts.claimed, counts.retried) == (3, 3) and len(partner.headers) == 3  # not sent
+    first_rows = await rows(engine, outbox_t, seq=1)
+    assert all(r["attempts"] == 2 and "held by its circuit breaker" in r["last_error"] for r in first_rows)
 
     response = await api.get("/api/v1/partners", headers=auth)
     assert response.status == 200
@@ -795,31 +801,47 @@ async def test_a_failing_partner_is_held_by_its_breaker_shown_to_staff_and_probe
     circuit = by_agency[P1]["circuit"]
     assert body["held"] == [P1]
     assert (circuit["state"], circuit["consecutive_failures"], circuit["failure_threshold"]) == ("open", 3, 3)
-    assert circuit["retry_at"] and "connection refused" in circuit["last_error"]
+    assert circuit["retry_at"] and circuit["last_error"] == "HTTP 503"
     assert by_agency[P1]["outbox"] == {"pending": 5, "sending": 0}
     assert by_agency[P2]["circuit"]["state"] == "closed" and by_agency[P2]["max_in_flight"] == 4
     assert (await api.get("/api/v1/partners?x=1", headers=auth)).status == 422
     assert (await api.get("/api/v1/partners")).status == 401
 
     ahead[0] = timedelta(seconds=61)  # the cooldown is over: one probe, which fails
-    assert (await worker.run_once()).claimed == 1
+    await asyncio.sleep(0.1)
+    await worker.run_once()
+    assert len(partner.headers) == 4
     assert worker.breakers.get(P1).state == "open"  # open again for another cooldown
     await asyncio.sleep(0.1)
-    assert (await worker.run_once()).claimed == 0
+    await worker.run_once()
+    assert len(partner.headers) == 4
 
-    await partner.start()  # the partner is back
-    try:
-        ahead[0] = timedelta(seconds=122)
-        probe, more = await worker._claim(16)
-        assert len(probe) == 1  # half-open: one message at a time
-        assert await worker._deliver(probe[0]) == "delivered"
-        assert worker.breakers.get(P1).state == "closed"
-        await drain(worker, engine)
-    finally:
-        await partner.stop()
+    partner.reply = None  # the partner is back
+    ahead[0] = timedelta(seconds=122)
+    await asyncio.sleep(0.1)
+    probe, _ = await worker._claim(16)
+    assert len(probe) == 1 and "held" not in probe[0]  # half-open: one message at a time
+    assert await worker._deliver(probe[0]) == "delivered"
+    assert worker.breakers.get(P1).state == "closed"
+    await drain(worker, engine)
     assert {r["state"] for r in await rows(engine, outbox_t)} == {"delivered"}
     refs = {r["id"]: r["external_id"] for r in await rows(engine, borrowing_requests_t)}
     got = [(g.kind, g.note) for g in partner.received if g.ref == refs[made[0].request_id]]
     assert got == [("request", None), ("requestingAgencyMessage", "n1"), ("requestingAgencyMessage", "n2")]
     body = await (await api.get("/api/v1/partners", headers=auth)).json()
     assert body["held"] == [] and body["partners"][0]["circuit"]["consecutive_failures"] == 0
+
+
+async def test_held_rows_still_give_up_after_max_attempts_so_the_rota_moves_on(engine, partner, gateways):
+    """The breaker stops requests to a dead partner but not the rows' own schedule: a request
+    still moves to the next partner after `max_attempts`, as it would without a breaker."""
+    dead = f"http://127.0.0.1:{free_port()}/iso18626"
+    gw = gateways(engine, {P1: dead, P2: partner.url}, partner_keys={P1: {"breaker_threshold": 1}})
+    created = await gw.borrowing.create(details(), partners=(P1, P2))
+    worker = worker_for(gateways, gw, max_attempts=3)
+    await drain(worker, engine)
+    p1_row, p2_row = await rows(engine, outbox_t)
+    assert (p1_row["state"], p1_row["attempts"]) == ("failed", 3)
+    assert "held by its circuit breaker" in p1_row["last_error"]
+    assert (p2_row["partner_agency"], p2_row["state"]) == (P2, "delivered")
+    assert (await rows(engine, borrowing_requests_t, id=created.request_id))[0]["active_partner"] == P2

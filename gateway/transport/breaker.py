@@ -3,7 +3,8 @@
 A partner whose deliveries keep failing at the transport level (timeouts, refused connections,
 5xx, answers that are not confirmations) is backed off as a whole instead of row by row:
 after `threshold` failures in a row its breaker opens and the outbox sends it nothing for
-`cooldown` seconds; then one message goes out as a probe (half-open). A confirmation (OK or
+`cooldown` seconds (its messages that fall due meanwhile fail at once and keep their own retry
+schedule); then one message goes out as a probe (half-open). A confirmation (OK or
 ERROR: either way the partner is alive and answering) closes the breaker; a failed probe opens it
 again for another cooldown. The state lives in memory, per worker process, and staff see it
 through the API (`GET /api/v1/partners`).

@@ -13,7 +13,9 @@ its state change. This worker takes it from there:
    `partner_max_in_flight` (or the partner's `max_in_flight`) to any one partner, so a partner
    that hangs holds a few slots, not all of them. A partner whose sends keep failing at the
    transport level is backed off as a whole by its circuit breaker (`breaker.py`): while it is
-   open the claim skips that partner's rows. See docs/outbox-partners.md.
+   open, its due rows fail at once without a request to it (a transport error, so they are
+   retried on their own backoff and give up after `max_attempts` exactly as if they had been
+   sent), and after the cooldown one row goes as a probe. See docs/outbox-partners.md.
 3. Record: one writer step per row stores the outcome together with what it causes:
    - confirmation OK: the row is `delivered`, the message and the partner's confirmation are kept
      verbatim in `raw_messages` (direction "out", linked from the row and the request's history),
@@ -345,11 +347,13 @@ class OutboxWorker:
 
     async def _claim(self, limit: int) -> tuple[list[Row], bool]:
         """Claim up to `limit` due rows, within each partner's room; return them and whether more
-        may be due (the fetch was full)."""
+        may be due (the fetch was full). Rows of a partner whose breaker is open are claimed
+        with `held` set to the reason: they fail at once, without a request to the partner."""
         now = self.gateway.clock()
-        skip = self.breakers.blocked(now)  # (turns cooled-down breakers half-open: one probe)
+        held = {agency: self._held_reason(agency) for agency in self.breakers.blocked(now)}
+        # (blocked() also turns breakers whose cooldown is over half-open: room for one probe)
         room = {agency: self._max_in_flight(agency) - n for agency, n in self._partner_in_flight.items()}
-        skip |= {agency for agency, free in room.items() if free <= 0}
+        skip = {agency for agency, free in room.items() if free <= 0 and agency not in held}
 
         def step(conn: Connection) -> tuple[list[Row], bool]:
             try:
@@ -358,6 +362,9 @@ class OutboxWorker:
                 chosen = []
                 for row in due:
                     agency = row["partner_agency"]
+                    if agency in held:
+                        chosen.append({**row, "held": held[agency]})
+                        continue
                     free = left.get(agency)
                     if free is None:
                         free = self._max_in_flight(agency)
@@ -380,9 +387,16 @@ class OutboxWorker:
 
         claimed, more = await self.gateway.writer.run(step)
         for row in claimed:
-            agency = row["partner_agency"]
-            self._partner_in_flight[agency] = self._partner_in_flight.get(agency, 0) + 1
+            if "held" not in row:
+                agency = row["partner_agency"]
+                self._partner_in_flight[agency] = self._partner_in_flight.get(agency, 0) + 1
         return claimed, more
+
+    def _held_reason(self, agency: str) -> str:
+        breaker = self.breakers.get(agency)
+        retry_at = breaker.retry_at.isoformat() if breaker.retry_at is not None else "later"
+        return (f"not sent: {agency} is held by its circuit breaker after {breaker.failures} transport "
+                f"failures in a row (last: {breaker.last_error}); next probe at {retry_at}")
 
     # --- send and record --------------------------------------------------------------------------
 
@@ -394,6 +408,8 @@ class OutboxWorker:
 
     async def _deliver(self, row: Row) -> str:
         agency = row["partner_agency"]
+        if "held" in row:  # the partner's breaker is open: fail fast, on the row's usual schedule
+            return await self._record(row, TransportError(row["held"]), self.gateway.clock())
         try:
             outcome = await self.client.send(self._partner(row), row["kind"], row["body"], url=row["partner_url"])
         finally:
