@@ -6,9 +6,8 @@ its state change. This worker takes it from there:
 1. Claim: one writer step fetches the due rows (`fetch_due_outbox`, which holds back a row while
    an earlier one of the same request or lending request and partner is pending or sending) and
    marks them `sending` (`claim_outbox`) under a lease: the row is this worker's until the
-   partner's timeout plus `lease_margin` have passed. Only rows this step moved
-   from `pending` are sent, so two workers on one database never send the same row, and
-   per-partner order holds.
+   partner's timeout plus `lease_margin` have passed. Only rows this step moved from `pending`
+   are sent, so two workers on one database never send the same row, and per-partner order holds.
 2. Send: the rows go out concurrently, at most `concurrency` at once in all and at most
    `partner_max_in_flight` (or the partner's `max_in_flight`) to any one partner, so a partner
    that hangs holds a few slots, not all of them. A partner whose sends keep failing at the
@@ -33,11 +32,12 @@ Unknown outcomes: if the outcome is never recorded (the database was unwritable 
 came, or the process died mid-send), the row stays `sending` until its lease ends; then any
 worker's sweep (`release_outbox_leases`, every `poll_interval`) puts it back to `pending`, counts
 it in `unknown_outcomes` and writes `message_outcome_unknown` to the request's history. The row
-goes again without a restart; the partner may receive it twice (its ISO 18626 idempotency absorbs
-that), and the history marks that send as a retry after an unknown outcome. At `start()` a
-worker that is alone on its database (`reset_on_start`, the default) releases every `sending`
-row at once, since they can only be a dead predecessor's; with several workers on one database
-(PostgreSQL) pass `reset_on_start=False` and the leases alone decide.
+goes again without a restart; the partner may receive it twice (the same bytes, so one that
+recognises repeats drops it), and the history marks that send as a retry after an unknown outcome
+(docs/outbox-partners.md). At `start()` a worker that is alone on its database (`reset_on_start`,
+the default) releases every `sending` row at once, since they can only be a dead predecessor's;
+with several workers on one database (PostgreSQL) pass `reset_on_start=False` and the leases
+alone decide.
 
 The worker sleeps until `gateway.outbox_wakeup` is set (services set it after committing a step that
 queued rows), a delivery finishes, a retry falls due, or `poll_interval` passes.
@@ -192,9 +192,8 @@ class OutboxWorker:
         self.reset_on_start = reset_on_start
         self.shutdown_grace = shutdown_grace
         self.on_lending_outcome: LendingHook = on_lending_outcome or _no_lending_hook
-        if breakers is None:
-            breakers = getattr(gateway, "breakers", None) or breakers_for(gateway.config)
-        self.breakers = breakers
+        # The gateway's breakers by default, so that the staff API shows what this worker sees.
+        self.breakers = breakers or gateway.breakers or breakers_for(gateway.config)
         self._own_client = client is None
         self.client = client or PartnerClient(max_connections=max(concurrency, 1) * 2)
         self.totals = OutboxCounts()  # everything this worker did, for metrics and tests
@@ -222,7 +221,7 @@ class OutboxWorker:
             self._task = None
         if self._inflight:
             # Let deliveries under way finish; what is still sending after the grace stays
-            # `sending` in the database and goes again after the next start.
+            # `sending` in the database and goes again when its lease ends or at the next start.
             _, pending = await asyncio.wait(set(self._inflight), timeout=self.shutdown_grace)
             for task in pending:
                 task.cancel()
