@@ -255,6 +255,26 @@ def test_outbox_limits_are_configurable_and_bad_values_are_refused_by_name():
         assert message in str(raised.value)
 
 
+def test_breaker_opens_after_the_threshold_probes_after_the_cooldown_and_closes_on_an_answer():
+    from gateway.transport.breaker import BreakerSettings, PartnerBreaker
+
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    breaker = PartnerBreaker(BreakerSettings(threshold=3, cooldown=60))
+    assert [breaker.failed("timeout", t0) for _ in range(3)] == [False, False, True]
+    assert (breaker.state, breaker.retry_at) == ("open", t0 + timedelta(seconds=60))
+    assert not breaker.allows(t0 + timedelta(seconds=59))
+    assert breaker.allows(t0 + timedelta(seconds=60)) and breaker.state == "half_open"
+    assert breaker.max_in_flight(4) == 1  # one probe at a time
+    assert breaker.failed("HTTP 503", t0 + timedelta(seconds=61))  # the probe failed: open again
+    assert breaker.retry_at == t0 + timedelta(seconds=121) and breaker.last_error == "HTTP 503"
+    assert breaker.allows(t0 + timedelta(seconds=121))
+    breaker.succeeded(t0 + timedelta(seconds=122))  # any confirmation, OK or ERROR
+    assert (breaker.state, breaker.failures, breaker.max_in_flight(4)) == ("closed", 0, 4)
+    assert not breaker.failed("timeout", t0) and breaker.state == "closed"  # counting starts over
+    with pytest.raises(ValueError):
+        BreakerSettings(threshold=0)
+
+
 def test_classify_response_kinds():
     body, inbound = sample_request()
     now = utc_now()
