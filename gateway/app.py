@@ -25,6 +25,7 @@ from .service.context import ServiceContext
 from .service.writer import Writer
 from .store.db import make_engine, migrate_async
 from .transport import replay
+from .transport.breaker import PartnerBreakers, breakers_for
 from .transport.outbox import OutboxWorker
 from .transport.scheduler import Scheduler
 
@@ -44,6 +45,12 @@ class Gateway:
     # Set by the services after a commit that queued outbox rows, so the worker wakes at once.
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     background: list[Any] = field(default_factory=list)  # objects with async start()/close()
+    # The outbox's per-partner circuit breakers (in memory; the staff API shows them).
+    breakers: PartnerBreakers | None = None
+
+    def __post_init__(self) -> None:
+        if self.breakers is None:
+            self.breakers = breakers_for(self.config)
 
     @classmethod
     def create(cls, config: Config, clock: Callable[[], datetime] = utc_now) -> "Gateway":
@@ -55,11 +62,12 @@ class Gateway:
         gateway = cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock, wakeup.set),
                       LendingService(writer, ctx, lending_policy, clock, wakeup.set), clock, wakeup)
         raw = config.raw.get("gateway", {})
+        outbox = config.outbox
         gateway.background.append(OutboxWorker(
             gateway, on_lending_outcome=outbox_outcome_step(ctx, lending_policy),
-            max_attempts=int(raw.get("outbox_max_attempts", 8)),
-            base_delay=float(raw.get("outbox_base_delay_seconds", 1.0)),
-            max_delay=float(raw.get("outbox_max_delay_seconds", 600.0)),
+            max_attempts=outbox.max_attempts, base_delay=outbox.base_delay, max_delay=outbox.max_delay,
+            concurrency=outbox.concurrency, partner_max_in_flight=outbox.partner_max_in_flight,
+            lease_margin=outbox.lease_margin,
         ))
         interval = float(raw.get("tick_seconds", 30))
         gateway.background.append(Scheduler([gateway.borrowing.tick, gateway.lending.tick,

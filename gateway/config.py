@@ -72,6 +72,25 @@ class Partner:
     credentials: dict[str, Any] = field(default_factory=dict)
     response_deadline: timedelta | None = None
     timeout_seconds: float = 30.0
+    # Outbox limits for this partner; None: the [gateway] defaults (`OutboxSettings`).
+    max_in_flight: int | None = None
+    breaker_threshold: int | None = None
+    breaker_cooldown_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    """[gateway] keys of the outbox worker (see docs/outbox-partners.md): retries, the lease on a
+    claimed row, and the per-partner limits that partners may override."""
+
+    max_attempts: int = 8
+    base_delay: float = 1.0
+    max_delay: float = 600.0
+    concurrency: int = 16  # messages in flight, all partners together
+    partner_max_in_flight: int = 4  # messages in flight to one partner
+    breaker_threshold: int = 5  # transport failures in a row that open a partner's breaker
+    breaker_cooldown: float = 60.0  # seconds a partner's breaker stays open before a probe
+    lease_margin: float = 30.0  # seconds a claim outlives the partner's timeout
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,36 @@ class Config:
     rota_templates: list[dict[str, Any]]
     api_keys: list[dict[str, Any]]
     raw: dict[str, Any]
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+
+
+def _number(where: str, key: str, value: Any, kind: type, minimum: float, *, above: bool = False) -> Any:
+    """A positive setting, or a ConfigError that names it."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
+    if ok:
+        ok = value > minimum if above else value >= minimum
+    if not ok:
+        bound = f"above {minimum:g}" if above else f"at least {minimum:g}"
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{where}: {key} must be {what} {bound}, got {value!r}")
+    return kind(value)
+
+
+def _outbox(gateway: dict[str, Any]) -> OutboxSettings:
+    def get(key: str, default: Any, kind: type, minimum: float, above: bool = False) -> Any:
+        return _number("[gateway]", key, gateway.get(key, default), kind, minimum, above=above)
+
+    d = OutboxSettings()
+    return OutboxSettings(
+        max_attempts=get("outbox_max_attempts", d.max_attempts, int, 1),
+        base_delay=get("outbox_base_delay_seconds", d.base_delay, float, 0, True),
+        max_delay=get("outbox_max_delay_seconds", d.max_delay, float, 0, True),
+        concurrency=get("outbox_concurrency", d.concurrency, int, 1),
+        partner_max_in_flight=get("outbox_partner_max_in_flight", d.partner_max_in_flight, int, 1),
+        breaker_threshold=get("outbox_breaker_threshold", d.breaker_threshold, int, 1),
+        breaker_cooldown=get("outbox_breaker_cooldown_seconds", d.breaker_cooldown, float, 0, True),
+        lease_margin=get("outbox_lease_margin_seconds", d.lease_margin, float, 0, True),
+    )
 
 
 def _partner(entry: dict[str, Any]) -> Partner:
@@ -102,6 +151,14 @@ def _partner(entry: dict[str, Any]) -> Partner:
     if profile not in PROFILES:
         raise ConfigError(f"partner {agency}: profile must be one of {', '.join(PROFILES)}")
     hours = entry.get("response_deadline_hours")
+    where = f"partner {agency}"
+    limits = {
+        "max_in_flight": ("max_in_flight", int, 1, False),
+        "breaker_threshold": ("breaker_threshold", int, 1, False),
+        "breaker_cooldown_seconds": ("breaker_cooldown_seconds", float, 0, True),
+    }
+    overrides = {name: _number(where, key, entry[key], kind, low, above=above)
+                 for name, (key, kind, low, above) in limits.items() if key in entry}
     return Partner(
         agency=agency,
         name=name,
@@ -111,6 +168,7 @@ def _partner(entry: dict[str, Any]) -> Partner:
         credentials=dict(entry.get("credentials", {})),
         response_deadline=timedelta(hours=hours) if hours is not None else None,
         timeout_seconds=float(entry.get("timeout_seconds", 30.0)),
+        **overrides,
     )
 
 
@@ -134,6 +192,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
         rota_templates=list(raw.get("rota_templates", [])),
         api_keys=list(raw.get("api_keys", [])),
         raw=raw,
+        outbox=_outbox(gateway),
     )
 
 

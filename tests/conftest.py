@@ -118,3 +118,27 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
         yield eng
     finally:
         await eng.dispose()
+
+
+# Fixtures that start servers whose background tasks (timer, outbox, writer) use the database.
+_SERVER_FIXTURES = ("aiohttp_client", "aiohttp_server", "aiohttp_raw_server")
+_DATABASE_FIXTURES = ("db_url", "engine")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Set the database up before any server, so that it is torn down after them (teardown runs in
+    reverse): a test written `(aiohttp_client, db_url)` would otherwise drop its PostgreSQL schema
+    while the gateway's timer and outbox still query it, which PostgreSQL can end with 'deadlock
+    detected' in the DROP."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if not names or "db_url" not in names:
+            continue
+        servers = [names.index(n) for n in _SERVER_FIXTURES if n in names]
+        if not servers:
+            continue
+        first_server = min(servers)
+        late = [n for n in _DATABASE_FIXTURES if n in names and names.index(n) > first_server]
+        for name in late:
+            names.remove(name)
+        names[first_server:first_server] = late

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, update
 
-from gateway.app import Gateway
+from gateway.app import Gateway, build_app
 from gateway.config import Partner, parse_config
 from gateway.core import RequestDetails, SendMessage
 from gateway.messages import ErrorType, Fault, Version, answer, decode, encode, model
@@ -36,6 +36,7 @@ from gateway.transport.outbox import OutboxWorker, backoff_delay
 OURS = "ISIL:US-NjP"
 P1, P2, P3 = "ISIL:DK-1", "ISIL:DK-2", "ISIL:DK-3"
 FAST = dict(base_delay=0.01, max_delay=0.05, poll_interval=0.05)
+READER_KEY = "reader-key-0001"
 
 
 # --- a scripted partner on loopback -------------------------------------------------------------
@@ -120,16 +121,19 @@ async def partner():
 # --- the gateway under test -----------------------------------------------------------------------
 
 
-def make_config(urls: dict[str, str], *, timeout: float = 2.0, credentials: dict | None = None):
+def make_config(urls: dict[str, str], *, timeout: float = 2.0, credentials: dict | None = None,
+                gateway: dict | None = None, partner_keys: dict[str, dict] | None = None):
+    """`gateway`: more [gateway] keys; `partner_keys`: more keys of one partner's entry."""
     raw = {
-        "gateway": {"agency": OURS, "listen": "127.0.0.1:0", "database": "unused"},
+        "gateway": {"agency": OURS, "listen": "127.0.0.1:0", "database": "unused", **(gateway or {})},
         "policy": {"end_of_rota": "expire", "on_send_failure": "next"},
         "partners": [
             {"agency": agency, "name": agency, "url": url, "version": "2017", "timeout_seconds": timeout,
-             "credentials": credentials or {}}
+             "credentials": credentials or {}, **(partner_keys or {}).get(agency, {})}
             for agency, url in urls.items()
         ],
         "rota_templates": [{"name": "default", "partners": [P1, P2]}],
+        "api_keys": [{"key": READER_KEY, "role": "read-only", "name": "reader"}],
     }
     return parse_config(raw, env={})
 
@@ -217,6 +221,58 @@ def test_backoff_is_exponential_capped_with_full_jitter_and_a_floor():
     rng = random.Random(7)
     spread = {round(backoff_delay(4, base_delay=1.0, max_delay=600.0, rng=rng), 3) for _ in range(50)}
     assert len(spread) > 40 and all(0.05 <= d < 8.0 for d in spread)
+
+
+def test_outbox_limits_are_configurable_and_bad_values_are_refused_by_name():
+    config = make_config({P1: "http://a", P2: "http://b"}, gateway={
+        "outbox_partner_max_in_flight": 2, "outbox_breaker_threshold": 7, "outbox_breaker_cooldown_seconds": 30,
+        "outbox_lease_margin_seconds": 12.5, "outbox_concurrency": 8,
+    }, partner_keys={P1: {"max_in_flight": 1, "breaker_threshold": 2, "breaker_cooldown_seconds": 5}})
+    settings = config.outbox
+    assert (settings.partner_max_in_flight, settings.breaker_threshold, settings.breaker_cooldown,
+            settings.lease_margin, settings.concurrency) == (2, 7, 30.0, 12.5, 8)
+    p1, p2 = config.partners[P1], config.partners[P2]
+    assert (p1.max_in_flight, p1.breaker_threshold, p1.breaker_cooldown_seconds) == (1, 2, 5.0)
+    assert (p2.max_in_flight, p2.breaker_threshold, p2.breaker_cooldown_seconds) == (None, None, None)
+    from gateway.transport.breaker import breakers_for
+
+    breakers = breakers_for(config)
+    assert (breakers.get(P1).settings.threshold, breakers.get(P1).settings.cooldown) == (2, 5.0)
+    assert (breakers.get(P2).settings.threshold, breakers.get(P2).settings.cooldown) == (7, 30.0)
+    assert parse_config({}, env={}).outbox.partner_max_in_flight == 4  # the default
+
+    from gateway.config import ConfigError
+
+    for gateway, partner, message in [
+        ({"outbox_partner_max_in_flight": 0}, {}, "[gateway]: outbox_partner_max_in_flight must be an integer at least 1"),
+        ({"outbox_breaker_cooldown_seconds": 0}, {}, "outbox_breaker_cooldown_seconds must be a number above 0"),
+        ({"outbox_lease_margin_seconds": "10"}, {}, "outbox_lease_margin_seconds must be a number"),
+        ({}, {"max_in_flight": 2.5}, f"partner {P1}: max_in_flight must be an integer at least 1"),
+        ({}, {"breaker_threshold": True}, f"partner {P1}: breaker_threshold must be an integer"),
+    ]:
+        with pytest.raises(ConfigError) as raised:
+            make_config({P1: "http://a"}, gateway=gateway, partner_keys={P1: partner})
+        assert message in str(raised.value)
+
+
+def test_breaker_opens_after_the_threshold_probes_after_the_cooldown_and_closes_on_an_answer():
+    from gateway.transport.breaker import BreakerSettings, PartnerBreaker
+
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    breaker = PartnerBreaker(BreakerSettings(threshold=3, cooldown=60))
+    assert [breaker.failed("timeout", t0) for _ in range(3)] == [False, False, True]
+    assert (breaker.state, breaker.retry_at) == ("open", t0 + timedelta(seconds=60))
+    assert not breaker.allows(t0 + timedelta(seconds=59))
+    assert breaker.allows(t0 + timedelta(seconds=60)) and breaker.state == "half_open"
+    assert breaker.max_in_flight(4) == 1  # one probe at a time
+    assert breaker.failed("HTTP 503", t0 + timedelta(seconds=61))  # the probe failed: open again
+    assert breaker.retry_at == t0 + timedelta(seconds=121) and breaker.last_error == "HTTP 503"
+    assert breaker.allows(t0 + timedelta(seconds=121))
+    breaker.succeeded(t0 + timedelta(seconds=122))  # any confirmation, OK or ERROR
+    assert (breaker.state, breaker.failures, breaker.max_in_flight(4)) == ("closed", 0, 4)
+    assert not breaker.failed("timeout", t0) and breaker.state == "closed"  # counting starts over
+    with pytest.raises(ValueError):
+        BreakerSettings(threshold=0)
 
 
 def test_classify_response_kinds():
@@ -474,6 +530,101 @@ async def test_rows_left_sending_by_a_crash_are_sent_again_after_restart(engine,
     assert (await rows(engine, borrowing_requests_t))[0]["status"] == "REQUEST_SENT"
 
 
+# Makes the database refuse to record any outcome (an update that moves an outbox row on from
+# `sending`), as a full disk or a locked file would, until it is dropped.
+UNWRITABLE = {
+    "sqlite": ["CREATE TRIGGER outbox_unwritable BEFORE UPDATE ON outbox WHEN OLD.state = 'sending' AND NEW.state <> 'sending' "
+               "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"],
+    "postgresql": [
+        "CREATE FUNCTION outbox_unwritable() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$",
+        "CREATE TRIGGER outbox_unwritable BEFORE UPDATE ON outbox FOR EACH ROW "
+        "WHEN (OLD.state = 'sending' AND NEW.state <> 'sending') EXECUTE FUNCTION outbox_unwritable()",
+    ],
+}
+WRITABLE = {
+    "sqlite": ["DROP TRIGGER outbox_unwritable"],
+    "postgresql": ["DROP TRIGGER outbox_unwritable ON outbox", "DROP FUNCTION outbox_unwritable()"],
+}
+
+
+async def run_sql(engine, statements: list[str]) -> None:
+    async with engine.begin() as conn:
+        for sql in statements:
+            await conn.exec_driver_sql(sql)
+
+
+async def test_an_unrecorded_outcome_is_retried_when_the_lease_ends_and_marked_in_history(
+        engine, partner, gateways, caplog):
+    """The partner confirms, but the database refuses to record it: the row stays `sending` only
+    until its lease (partner timeout + margin) ends, then goes again without a restart, and the
+    history says that this send is a retry after an unknown outcome."""
+    ahead = [timedelta(0)]
+    gw = gateways(engine, {P1: partner.url, P2: partner.url}, clock=lambda: utc_now() + ahead[0])
+    created = await gw.borrowing.create(details(), partners=(P1,))
+    dialect = engine.dialect.name
+    await run_sql(engine, UNWRITABLE[dialect])
+    worker = worker_for(gateways, gw, lease_margin=5.0)
+    await worker.start()
+    gw.outbox_wakeup.set()
+
+    async def recording_failed() -> bool:
+        return any("failed unexpectedly" in r.getMessage() for r in caplog.records)
+
+    await eventually(recording_failed)
+    assert len(partner.received) == 1
+    [row] = await rows(engine, outbox_t)
+    assert row["state"] == "sending" and row["attempts"] == 1
+
+    await run_sql(engine, WRITABLE[dialect])  # the database is writable again
+    await asyncio.sleep(0.3)  # several sweeps: the lease (2 s timeout + 5 s margin) still holds
+    [row] = await rows(engine, outbox_t)
+    assert row["state"] == "sending" and len(partner.received) == 1
+
+    ahead[0] = timedelta(seconds=2.0 + 5.0 + 0.5)  # the lease has ended
+
+    async def delivered() -> bool:
+        return [r["state"] for r in await rows(engine, outbox_t)] == ["delivered"]
+
+    await eventually(delivered)
+    [row] = await rows(engine, outbox_t)
+    assert (row["attempts"], row["unknown_outcomes"]) == (2, 1)
+    assert len(partner.received) == 2 and partner.received[0].body == partner.received[1].body
+    history = await rows(engine, history_t, request_id=created.request_id)
+    events = [h["event"] for h in history]
+    assert events.count("message_outcome_unknown") == 1 and events.count("request_confirmed") == 1
+    assert events.index("message_outcome_unknown") < events.index("message_sent")
+    unknown = history[events.index("message_outcome_unknown")]
+    assert unknown["actor"] == "system" and "may receive it twice" in unknown["detail"]["text"]
+    [sent] = [h for h in history if h["event"] == "message_sent"]
+    assert sent["detail"]["retry_after_unknown_outcome"] is True and sent["detail"]["attempts"] == 2
+    assert "after an unknown outcome" in sent["detail"]["text"]
+    assert (await rows(engine, borrowing_requests_t))[0]["status"] == "REQUEST_SENT"
+
+
+async def test_an_outcome_recorded_late_by_a_superseded_claim_is_not_applied(engine, partner, gateways):
+    """A worker whose lease ended, and whose row was claimed again, records nothing when its
+    answer comes in late: the row stays with the current claim (not put back to `pending` under
+    it, which would let a third send start), and only the current claim's outcome counts."""
+    gw = gateways(engine, {P1: partner.url, P2: partner.url})
+    created = await gw.borrowing.create(details(), partners=(P1,))
+    worker = worker_for(gateways, gw)
+    [first], _ = await worker._claim(1)
+    await gw.writer.run(lambda conn: queries.release_outbox_leases(conn, now=utc_now(), expired_only=False))
+    [second], _ = await worker._claim(1)
+    assert second["attempts"] == 2
+
+    late = await worker._record(first, TransportError("timeout: no answer"), utc_now())
+    assert late == "stale"
+    [row] = await rows(engine, outbox_t)
+    assert (row["state"], row["attempts"], row["last_error"]) == ("sending", 2, second["last_error"])
+    assert await worker._deliver(second) == "delivered"
+    history = await rows(engine, history_t, request_id=created.request_id)
+    events = [h["event"] for h in history]
+    assert events.count("request_confirmed") == 1 and events.count("message_sent") == 1
+    assert len(partner.received) == 1
+
+
 async def test_two_workers_on_one_database_never_send_a_row_twice(engine, db_url, partner, gateways):
     urls = {P1: partner.url, P2: partner.url}
     gw_a = gateways(engine, urls)
@@ -510,7 +661,7 @@ async def test_two_workers_on_one_database_never_send_a_row_twice(engine, db_url
         await other_engine.dispose()
 
 
-async def test_stale_after_leaves_a_live_workers_rows_and_takes_a_dead_ones(engine, db_url, partner, gateways):
+async def test_leases_leave_a_live_workers_rows_and_take_a_dead_ones(engine, db_url, partner, gateways):
     urls = {P1: partner.url, P2: partner.url}
     gw_a = gateways(engine, urls)
     other_engine = make_engine(db_url)
@@ -529,8 +680,8 @@ async def test_stale_after_leaves_a_live_workers_rows_and_takes_a_dead_ones(engi
             return len(partner.received) == 1
 
         await eventually(arrived)
-        b = worker_for(gateways, gw_b, stale_after=30)
-        await b.start()  # does not reset A's row: it was claimed just now
+        b = worker_for(gateways, gw_b, reset_on_start=False)  # several workers on one database
+        await b.start()  # does not reset A's row: its lease has not ended
         await asyncio.sleep(0.2)  # several of B's sweeps (poll_interval 0.05)
         assert [r["state"] for r in await rows(engine, outbox_t)] == ["sending"]
         assert len(partner.received) == 1
@@ -538,7 +689,7 @@ async def test_stale_after_leaves_a_live_workers_rows_and_takes_a_dead_ones(engi
         await a.close()  # A dies mid-send
         partner.hold.set()
         partner.hold = None
-        ahead[0] = timedelta(seconds=31)  # A's claim is now older than stale_after
+        ahead[0] = timedelta(seconds=2.0 + a.lease_margin + 1)  # past A's lease: timeout + margin
 
         async def delivered() -> bool:
             return [r["state"] for r in await rows(engine, outbox_t)] == ["delivered"]
@@ -593,3 +744,124 @@ async def test_lending_rows_are_marked_and_the_hook_runs_in_the_same_step(engine
     assert [g.kind for g in partner.received] == ["supplyingAgencyMessage"]
     history = await rows(engine, history_t, lending_id=lending_id)
     assert [h["event"] for h in history] == ["message_sent"]
+
+
+# --- per-partner limits and circuit breakers ------------------------------------------------------
+
+
+async def test_a_hanging_partner_does_not_delay_deliveries_to_a_healthy_one(engine, gateways):
+    """40 requests queued to a partner that never answers (10 s timeout) take at most its own
+    `max_in_flight` sends; a message to a healthy partner goes out at once, not after 10 s."""
+    hanging = await PartnerServer(hold=asyncio.Event()).start()
+    healthy = await PartnerServer().start()
+    loop = asyncio.get_running_loop()
+    try:
+        gw = gateways(engine, {P1: hanging.url, P2: healthy.url}, timeout=10.0,
+                      partner_keys={P1: {"max_in_flight": 3}})
+        for i in range(40):
+            await gw.borrowing.create(details(f"H{i}"), partners=(P1,))
+        worker = worker_for(gateways, gw, shutdown_grace=0.0)  # 16 sends at once in all
+
+        async def hanging_holds_its_slots() -> bool:
+            return len(hanging.received) >= 3
+
+        await worker.start()
+        gw.outbox_wakeup.set()
+        await eventually(hanging_holds_its_slots)
+        started = loop.time()
+        created = await gw.borrowing.create(details("healthy"), partners=(P2,))
+        gw.outbox_wakeup.set()
+
+        async def healthy_delivered() -> bool:
+            return [r["state"] for r in await rows(engine, outbox_t, request_id=created.request_id)] == ["delivered"]
+
+        await eventually(healthy_delivered, timeout=5.0)
+        assert loop.time() - started < 1.0
+        assert [g.partner for g in healthy.received] == [P2]
+        assert len(hanging.received) == 3  # never more than its limit under way
+        states = [r["state"] for r in await rows(engine, outbox_t) if r["partner_agency"] == P1]
+        assert states.count("sending") == 3 and states.count("pending") == 37
+    finally:
+        for worker in gateways.workers:
+            await worker.close()
+        gateways.workers.clear()
+        await hanging.stop()
+        await healthy.stop()
+
+
+async def test_a_failing_partner_is_held_by_its_breaker_shown_to_staff_and_probed(
+        engine, partner, gateways, aiohttp_client):
+    """After `breaker_threshold` transport failures in a row the partner gets no more requests:
+    its due rows fail at once (keeping their own retry schedule) until the cooldown is over;
+    then one probe goes, and a confirmation closes the breaker. Staff see it all in the API."""
+    partner.reply = lambda request: web.Response(status=503, text="overloaded")
+    ahead = [timedelta(0)]
+    gw = gateways(engine, {P1: partner.url, P2: partner.url}, clock=lambda: utc_now() + ahead[0],
+                  partner_keys={P1: {"breaker_threshold": 3, "breaker_cooldown_seconds": 60}})
+    made = [await gw.borrowing.create(details(f"B{i}"), partners=(P1,)) for i in range(3)]
+    for n in (1, 2):
+        await gw.borrowing.apply(made[0].request_id, SendMessage(at=utc_now(), by="staff:ann", note=f"n{n}"))
+    worker = worker_for(gateways, gw, rng=random.Random(3), max_attempts=50)
+    api = await aiohttp_client(build_app(gw))
+    auth = {"Authorization": f"Bearer {READER_KEY}"}
+
+    counts = await worker.run_once()  # one row per request: 3 answers of 503 in a row
+    assert (counts.claimed, counts.retried, len(partner.headers)) == (3, 3, 3)
+    assert worker.breakers.get(P1).state == "open"
+    await asyncio.sleep(0.1)  # every backoff (at most 0.05 s) has passed
+    counts = await worker.run_once()
+    assert (counts.claimed, counts.retried) == (3, 3) and len(partner.headers) == 3  # not sent
+    first_rows = await rows(engine, outbox_t, seq=1)
+    assert all(r["attempts"] == 2 and "held by its circuit breaker" in r["last_error"] for r in first_rows)
+
+    response = await api.get("/api/v1/partners", headers=auth)
+    assert response.status == 200
+    body = await response.json()
+    by_agency = {p["agency"]: p for p in body["partners"]}
+    circuit = by_agency[P1]["circuit"]
+    assert body["held"] == [P1]
+    assert (circuit["state"], circuit["consecutive_failures"], circuit["failure_threshold"]) == ("open", 3, 3)
+    assert circuit["retry_at"] and circuit["last_error"] == "HTTP 503"
+    assert by_agency[P1]["outbox"] == {"pending": 5, "sending": 0}
+    assert by_agency[P2]["circuit"]["state"] == "closed" and by_agency[P2]["max_in_flight"] == 4
+    assert (await api.get("/api/v1/partners?x=1", headers=auth)).status == 422
+    assert (await api.get("/api/v1/partners")).status == 401
+
+    ahead[0] = timedelta(seconds=61)  # the cooldown is over: one probe, which fails
+    await asyncio.sleep(0.1)
+    await worker.run_once()
+    assert len(partner.headers) == 4
+    assert worker.breakers.get(P1).state == "open"  # open again for another cooldown
+    await asyncio.sleep(0.1)
+    await worker.run_once()
+    assert len(partner.headers) == 4
+
+    partner.reply = None  # the partner is back
+    ahead[0] = timedelta(seconds=122)
+    await asyncio.sleep(0.1)
+    probe, _ = await worker._claim(16)
+    assert len(probe) == 1 and "held" not in probe[0]  # half-open: one message at a time
+    assert await worker._deliver(probe[0]) == "delivered"
+    assert worker.breakers.get(P1).state == "closed"
+    await drain(worker, engine)
+    assert {r["state"] for r in await rows(engine, outbox_t)} == {"delivered"}
+    refs = {r["id"]: r["external_id"] for r in await rows(engine, borrowing_requests_t)}
+    got = [(g.kind, g.note) for g in partner.received if g.ref == refs[made[0].request_id]]
+    assert got == [("request", None), ("requestingAgencyMessage", "n1"), ("requestingAgencyMessage", "n2")]
+    body = await (await api.get("/api/v1/partners", headers=auth)).json()
+    assert body["held"] == [] and body["partners"][0]["circuit"]["consecutive_failures"] == 0
+
+
+async def test_held_rows_still_give_up_after_max_attempts_so_the_rota_moves_on(engine, partner, gateways):
+    """The breaker stops requests to a dead partner but not the rows' own schedule: a request
+    still moves to the next partner after `max_attempts`, as it would without a breaker."""
+    dead = f"http://127.0.0.1:{free_port()}/iso18626"
+    gw = gateways(engine, {P1: dead, P2: partner.url}, partner_keys={P1: {"breaker_threshold": 1}})
+    created = await gw.borrowing.create(details(), partners=(P1, P2))
+    worker = worker_for(gateways, gw, max_attempts=3)
+    await drain(worker, engine)
+    p1_row, p2_row = await rows(engine, outbox_t)
+    assert (p1_row["state"], p1_row["attempts"]) == ("failed", 3)
+    assert "held by its circuit breaker" in p1_row["last_error"]
+    assert (p2_row["partner_agency"], p2_row["state"]) == (P2, "delivered")
+    assert (await rows(engine, borrowing_requests_t, id=created.request_id))[0]["active_partner"] == P2

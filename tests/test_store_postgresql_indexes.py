@@ -93,7 +93,8 @@ async def test_without_pg_trgm_the_migration_warns_and_search_still_works(limite
     engine = make_engine(limited_url)
     try:
         await migrate_async(engine)
-        assert await current_revision(engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert await current_revision(engine) == head
         async with engine.connect() as conn:
             indexes = set((await conn.exec_driver_sql(INDEXES)).scalars())
             assert "ix_borrowing_requests_facets" in indexes and "ix_borrowing_requests_search" not in indexes

@@ -430,6 +430,24 @@ def _schemas() -> dict[str, Any]:
                               anyOf=[{"required": [name], "properties": {name: {
                                   "type": "string", "pattern": text_pattern(required=True)}}}
                                   for name in ("title", "title_of_component")]),
+        "Partner": _obj({
+            "agency": {"type": "string"},
+            "name": NULLABLE_STRING,
+            "configured": {"type": "boolean", "description": "false: only known from queued messages"},
+            "timeout_seconds": {"type": ["number", "null"]},
+            "max_in_flight": {"type": "integer", "minimum": 1, "description": "messages sent to it at once"},
+            "outbox": _obj({"pending": {"type": "integer", "minimum": 0},
+                            "sending": {"type": "integer", "minimum": 0}}, ["pending", "sending"]),
+            "circuit": _obj({
+                "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
+                "consecutive_failures": {"type": "integer", "minimum": 0},
+                "failure_threshold": {"type": "integer", "minimum": 1},
+                "cooldown_seconds": {"type": "number"},
+                "opened_at": DATETIME, "retry_at": DATETIME, "last_error": NULLABLE_STRING,
+                "last_failure_at": DATETIME, "last_success_at": DATETIME,
+            }, ["state", "consecutive_failures", "failure_threshold", "cooldown_seconds", "opened_at",
+                "retry_at", "last_error", "last_failure_at", "last_success_at"]),
+        }, ["agency", "name", "configured", "timeout_seconds", "max_in_flight", "outbox", "circuit"]),
         "Event": event,
         "Events": _obj({"events": {"type": "array", "items": _ref("Event")}, "next": {"type": "integer"}},
                        ["events", "next"]),
@@ -478,6 +496,17 @@ def document() -> dict[str, Any]:
         **_errors("401", "404")}, tag="meta", op_id="getRawMessage", params=[
             {"name": "rid", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}])}
+    paths["/api/v1/partners"] = {"get": _op(
+        "Each partner's outbox health: limits, queued messages, circuit breaker", {
+            **_ok(_obj({"partners": {"type": "array", "items": _ref("Partner")},
+                        "held": {"type": "array", "items": {"type": "string"},
+                                 "description": "agencies whose breaker is open or half-open"}},
+                       ["partners", "held"])), **_errors("401", "422")},
+        tag="meta", op_id="listPartners",
+        description="A partner whose deliveries fail at the transport level `failure_threshold` times in a "
+                    "row is held (breaker `open`) until `retry_at`; then one probe message goes "
+                    "(`half_open`), and a confirmation closes the breaker again. Breakers are kept in "
+                    "memory by the gateway process.")}
     paths["/api/v1/patron-requests"] = {"post": _op(
         "A patron's request (the OpenURL workform as JSON)",
         {**_ok(_ref("BorrowingRequest"), "created", "201", Location=True), **_errors(*WRITE_ERRORS)},

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..app import gateway_of
 from . import borrowing as b
-from . import events, intake, openapi
+from . import events, intake, openapi, partners
 from . import lending as lend
 from ._web import ok, path_id, read
 from .auth import KeyRing, auth_middleware, principal_of, require_admin
@@ -30,6 +30,7 @@ ROUTES: list[tuple[str, str, object]] = [
     ("GET", f"{V1}/api-keys", None),
     ("GET", f"{V1}/events", events.events),
     ("GET", f"{V1}/raw-messages/{{rid:\\d+}}", None),
+    ("GET", f"{V1}/partners", partners.list_partners),
     ("POST", f"{V1}/patron-requests", intake.api_patron_request),
     ("GET", BR, b.list_requests),
     ("POST", BR, b.create),

@@ -415,7 +415,9 @@ class Outbox(Base):
     decided to send it; the outbox worker delivers rows in `seq` order per (request, partner).
 
     state: pending -> sending -> delivered, or -> pending again (retry, `next_attempt_at`), or
-    -> failed after the last attempt.
+    -> failed after the last attempt. While a row is `sending`, `next_attempt_at` is the end of
+    the worker's lease on it: a row still `sending` after that goes back to `pending` (its outcome
+    is unknown; `unknown_outcomes` counts such attempts).
     """
 
     __tablename__ = "outbox"
@@ -439,6 +441,9 @@ class Outbox(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts whose outcome was never recorded (lease expired, or the worker died): the partner
+    # may have the message, so the next send is a retry after an unknown outcome.
+    unknown_outcomes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -56,6 +56,7 @@ __all__ = [
     "load_request_by_external_id",
     "mark_outbox_delivered",
     "mark_outbox_retry",
+    "release_outbox_leases",
     "reset_sending_outbox",
     "set_raw_confirmation",
     "update_lending",
@@ -457,9 +458,12 @@ def insert_outbox(
     return int(result.inserted_primary_key[0])
 
 
-def fetch_due_outbox(conn: Connection, *, now: datetime, limit: int = 100) -> list[Row]:
+def fetch_due_outbox(conn: Connection, *, now: datetime, limit: int = 100,
+                     skip_partners: Iterable[str] = ()) -> list[Row]:
     """Pending rows due by `now`, oldest first, skipping any row that has an earlier undelivered
-    row (pending or sending) for the same request and partner: per-partner order is kept."""
+    row (pending or sending) for the same request and partner: per-partner order is kept.
+    Rows to `skip_partners` (those the worker may not send to now) are left out."""
+    skip = sorted(set(skip_partners))
     earlier = _out.alias("earlier")
     blocked = exists().where(
         earlier.c.partner_agency == _out.c.partner_agency,
@@ -473,29 +477,41 @@ def fetch_due_outbox(conn: Connection, *, now: datetime, limit: int = 100) -> li
         .order_by(_out.c.next_attempt_at, _out.c.id)
         .limit(limit)
     )
+    if skip:
+        stmt = stmt.where(_out.c.partner_agency.not_in(skip))
     return [_dict(r) for r in conn.execute(stmt)]
 
 
-def claim_outbox(conn: Connection, ids: Iterable[int]) -> list[int]:
-    """Mark pending rows as `sending` (counting the attempt); return the ids this call claimed."""
+def claim_outbox(conn: Connection, ids: Iterable[int], *, lease_until: datetime | None = None) -> list[int]:
+    """Mark pending rows as `sending` (counting the attempt); return the ids this call claimed.
+    `lease_until`: the claim's lease ends then (kept in `next_attempt_at` while sending; see
+    `release_outbox_leases`)."""
     ids = list(ids)
     if not ids:
         return []
-    stmt = (
-        update(_out)
-        .where(_out.c.id.in_(ids), _out.c.state == "pending")
-        .values(state="sending", attempts=_out.c.attempts + 1)
-        .returning(_out.c.id)
-    )
+    values: Row = {"state": "sending", "attempts": _out.c.attempts + 1}
+    if lease_until is not None:
+        values["next_attempt_at"] = lease_until
+    stmt = update(_out).where(_out.c.id.in_(ids), _out.c.state == "pending").values(values).returning(_out.c.id)
     return sorted(conn.execute(stmt).scalars())
 
 
+def _open_row(outbox_id: int, attempt: int | None) -> list[Any]:
+    """A row that is still open (pending or sending) and, given `attempt`, still at that attempt:
+    a worker records only the outcome of its own claim, not one a later claim has superseded."""
+    where = [_out.c.id == outbox_id, _out.c.state.in_(("pending", "sending"))]
+    if attempt is not None:
+        where.append(_out.c.attempts == attempt)
+    return where
+
+
 def mark_outbox_delivered(conn: Connection, outbox_id: int, *, now: datetime,
-                          raw_message_id: int | None = None) -> bool:
-    """The partner confirmed the message. False if the row was not pending or sending."""
+                          raw_message_id: int | None = None, attempt: int | None = None) -> bool:
+    """The partner confirmed the message. False if the row was not pending or sending (or, with
+    `attempt`, had been claimed again since)."""
     result = conn.execute(
         update(_out)
-        .where(_out.c.id == outbox_id, _out.c.state.in_(("pending", "sending")))
+        .where(*_open_row(outbox_id, attempt))
         .values(state="delivered", delivered_at=now, last_error=None,
                 raw_message_id=raw_message_id)
     )
@@ -503,19 +519,33 @@ def mark_outbox_delivered(conn: Connection, outbox_id: int, *, now: datetime,
 
 
 def mark_outbox_retry(conn: Connection, outbox_id: int, *, error: str,
-                      next_attempt_at: datetime | None) -> bool:
+                      next_attempt_at: datetime | None, attempt: int | None = None) -> bool:
     """A delivery attempt failed: due again at `next_attempt_at`, or `failed` for good if None."""
     values: Row = {"last_error": error}
     if next_attempt_at is None:
         values["state"] = "failed"
     else:
         values.update(state="pending", next_attempt_at=next_attempt_at)
-    result = conn.execute(
-        update(_out)
-        .where(_out.c.id == outbox_id, _out.c.state.in_(("pending", "sending")))
-        .values(values)
-    )
+    result = conn.execute(update(_out).where(*_open_row(outbox_id, attempt)).values(values))
     return result.rowcount == 1
+
+
+def release_outbox_leases(conn: Connection, *, now: datetime, expired_only: bool = True) -> list[Row]:
+    """`sending` rows whose lease ended by `now` (all of them with `expired_only=False`) go back to
+    `pending`, due at once, with `unknown_outcomes` counted up: nobody recorded what the partner
+    made of the last attempt. Returns the released rows (without their bodies)."""
+    where = [_out.c.state == "sending"]
+    if expired_only:
+        where.append(_out.c.next_attempt_at <= now)
+    columns = [c for c in _out.c if c.name != "body"]
+    stmt = (
+        update(_out)
+        .where(*where)
+        .values(state="pending", next_attempt_at=now, unknown_outcomes=_out.c.unknown_outcomes + 1,
+                last_error="outcome unknown: no result was recorded before the lease ended")
+        .returning(*columns)
+    )
+    return sorted((_dict(r) for r in conn.execute(stmt)), key=lambda r: r["id"])
 
 
 def reset_sending_outbox(conn: Connection) -> int:

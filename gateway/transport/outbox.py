@@ -5,9 +5,16 @@ its state change. This worker takes it from there:
 
 1. Claim: one writer step fetches the due rows (`fetch_due_outbox`, which holds back a row while
    an earlier one of the same request or lending request and partner is pending or sending) and
-   marks them `sending` (`claim_outbox`). Only rows this step moved from `pending` are sent, so
-   two workers on one database never send the same row, and per-partner order holds.
-2. Send: the rows go out concurrently (at most `concurrency` at once) through `PartnerClient`.
+   marks them `sending` (`claim_outbox`) under a lease: the row is this worker's until the
+   partner's timeout plus `lease_margin` have passed. Only rows this step moved from `pending`
+   are sent, so two workers on one database never send the same row, and per-partner order holds.
+2. Send: the rows go out concurrently, at most `concurrency` at once in all and at most
+   `partner_max_in_flight` (or the partner's `max_in_flight`) to any one partner, so a partner
+   that hangs holds a few slots, not all of them. A partner whose sends keep failing at the
+   transport level is backed off as a whole by its circuit breaker (`breaker.py`): while it is
+   open, its due rows fail at once without a request to it (a transport error, so they are
+   retried on their own backoff and give up after `max_attempts` exactly as if they had been
+   sent), and after the cooldown one row goes as a probe. See docs/outbox-partners.md.
 3. Record: one writer step per row stores the outcome together with what it causes:
    - confirmation OK: the row is `delivered`, the message and the partner's confirmation are kept
      verbatim in `raw_messages` (direction "out", linked from the row and the request's history),
@@ -19,15 +26,18 @@ its state change. This worker takes it from there:
      after `max_attempts` it is `failed` and the core gets `DeliveryFailed`.
    Rows of lending requests are only marked; `on_lending_outcome(conn, row, verdict, outcome, now)`
    runs inside the same step for the lending service to hook into (no-op by default).
+   The step only marks the row if it is still at the attempt this worker claimed.
 
-Crash safety: if the process dies between claim and record, the row stays `sending`;
-`start()` puts such rows back to `pending` (`reset_sending_outbox`) and they go again (the partner
-may see a message twice; ISO 18626 idempotency on its side absorbs that). That reset assumes one
-worker per database. With several worker processes on one database (PostgreSQL), pass
-`stale_after` (seconds, well above the longest partner timeout): then only rows claimed longer ago
-than that are reset, at start and on every poll, so a live worker's rows are left alone and a dead
-worker's rows are picked up without a restart. The claim time is kept in `next_attempt_at` while a
-row is `sending`.
+Unknown outcomes: if the outcome is never recorded (the database was unwritable when the answer
+came, or the process died mid-send), the row stays `sending` until its lease ends; then any
+worker's sweep (`release_outbox_leases`, every `poll_interval`) puts it back to `pending`, counts
+it in `unknown_outcomes` and writes `message_outcome_unknown` to the request's history. The row
+goes again without a restart; the partner may receive it twice (the same bytes, so one that
+recognises repeats drops it), and the history marks that send as a retry after an unknown outcome
+(docs/outbox-partners.md). At `start()` a worker that is alone on its database (`reset_on_start`,
+the default) releases every `sending` row at once, since they can only be a dead predecessor's;
+with several workers on one database (PostgreSQL) pass `reset_on_start=False` and the leases
+alone decide.
 
 The worker sleeps until `gateway.outbox_wakeup` is set (services set it after committing a step that
 queued rows), a delivery finishes, a retry falls due, or `poll_interval` passes.
@@ -55,6 +65,7 @@ from ..service.borrowing import event_step
 from ..service.writer import Conflict
 from ..store import queries
 from ..store.models import borrowing_requests_t, lending_requests_t, outbox_t
+from .breaker import PartnerBreakers, breakers_for
 from .client import Confirmed, PartnerClient, Refused, SendOutcome, TransportError
 
 if TYPE_CHECKING:
@@ -155,30 +166,40 @@ class OutboxWorker:
         base_delay: float = 1.0,
         max_delay: float = 600.0,
         concurrency: int = 16,
+        partner_max_in_flight: int = 4,
         poll_interval: float = 1.0,
         rng: random.Random | None = None,
         client: PartnerClient | None = None,
-        stale_after: float | None = None,
+        lease_margin: float = 30.0,
+        reset_on_start: bool = True,
         shutdown_grace: float = 5.0,
         on_lending_outcome: LendingHook | None = None,
+        breakers: PartnerBreakers | None = None,
     ):
-        if max_attempts < 1 or concurrency < 1:
-            raise ValueError("max_attempts and concurrency must be at least 1")
+        if max_attempts < 1 or concurrency < 1 or partner_max_in_flight < 1:
+            raise ValueError("max_attempts, concurrency and partner_max_in_flight must be at least 1")
+        if lease_margin <= 0:
+            raise ValueError("lease_margin must be above 0 s")
         self.gateway = gateway
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.concurrency = concurrency
+        self.partner_max_in_flight = partner_max_in_flight
         self.poll_interval = poll_interval
         self.rng = rng if rng is not None else random.Random()
-        self.stale_after = stale_after
+        self.lease_margin = lease_margin
+        self.reset_on_start = reset_on_start
         self.shutdown_grace = shutdown_grace
         self.on_lending_outcome: LendingHook = on_lending_outcome or _no_lending_hook
+        # The gateway's breakers by default, so that the staff API shows what this worker sees.
+        self.breakers = breakers or gateway.breakers or breakers_for(gateway.config)
         self._own_client = client is None
         self.client = client or PartnerClient(max_connections=max(concurrency, 1) * 2)
         self.totals = OutboxCounts()  # everything this worker did, for metrics and tests
         self._task: asyncio.Task | None = None
         self._inflight: set[asyncio.Task] = set()
+        self._partner_in_flight: dict[str, int] = {}  # agency -> sends under way
         self._retry_times: list[float] = []  # loop times when retries we scheduled fall due
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -200,7 +221,7 @@ class OutboxWorker:
             self._task = None
         if self._inflight:
             # Let deliveries under way finish; what is still sending after the grace stays
-            # `sending` in the database and goes again after the next start.
+            # `sending` in the database and goes again when its lease ends or at the next start.
             _, pending = await asyncio.wait(set(self._inflight), timeout=self.shutdown_grace)
             for task in pending:
                 task.cancel()
@@ -209,31 +230,30 @@ class OutboxWorker:
             await self.client.close()
 
     async def recover(self) -> int:
-        """Put rows left `sending` by a crash back to `pending`; return how many.
+        """Put rows left `sending` by a dead worker back to `pending`; return how many.
 
-        Without `stale_after`: every `sending` row (one worker per database). With it: rows
-        claimed more than `stale_after` seconds ago."""
-        if self.stale_after is None:
-            count = await self.gateway.writer.run(queries.reset_sending_outbox)
-        else:
-            count = await self._reset_stale()
+        With `reset_on_start` (one worker per database): every `sending` row. Without: the rows
+        whose lease has ended."""
+        count = await self.release_leases(expired_only=not self.reset_on_start)
         if count:
             log.warning("outbox: %d message(s) left sending by an earlier run will be sent again", count)
         return count
 
-    async def _reset_stale(self) -> int:
-        assert self.stale_after is not None
-        cutoff = self.gateway.clock() - timedelta(seconds=self.stale_after)
+    async def release_leases(self, *, expired_only: bool = True) -> int:
+        """One sweep: `sending` rows whose lease ended go back to `pending`, each with a
+        `message_outcome_unknown` history row; return how many."""
+        now = self.gateway.clock()
 
         def step(conn: Connection) -> int:
-            result = conn.execute(
-                update(outbox_t)
-                .where(outbox_t.c.state == "sending", outbox_t.c.next_attempt_at <= cutoff)
-                .values(state="pending")
-            )
-            return result.rowcount
+            released = queries.release_outbox_leases(conn, now=now, expired_only=expired_only)
+            for row in released:
+                self._outcome_unknown(conn, row, now)
+            return len(released)
 
-        return await self.gateway.writer.run(step)
+        count = await self.gateway.writer.run(step)
+        if count:
+            self.gateway.outbox_wakeup.set()
+        return count
 
     # --- one pass (tests, tools) ----------------------------------------------------------------
 
@@ -243,7 +263,7 @@ class OutboxWorker:
         partner after a refusal); return the counts. Retries scheduled for later are left."""
         counts = OutboxCounts()
         while True:
-            rows = await self._claim(self.concurrency)
+            rows, _ = await self._claim(self.concurrency)
             if not rows:
                 return counts
             counts.claimed += len(rows)
@@ -260,24 +280,25 @@ class OutboxWorker:
         last_sweep = loop.time()
         while True:
             wakeup.clear()  # before claiming: a signal that arrives during the claim is kept
-            if self.stale_after is not None and loop.time() - last_sweep >= self.poll_interval:
+            if loop.time() - last_sweep >= self.poll_interval:
                 last_sweep = loop.time()
                 try:
-                    await self._reset_stale()
+                    await self.release_leases()
                 except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
-                    log.exception("outbox: resetting stale rows failed")
+                    log.exception("outbox: releasing expired leases failed")
             free = self.concurrency - len(self._inflight)
             claimed: list[Row] = []
+            more = False
             if free > 0:
                 try:
-                    claimed = await self._claim(free)
+                    claimed, more = await self._claim(free)
                 except Exception:  # noqa: BLE001
                     log.exception("outbox: claiming due rows failed; trying again in %s s", self.poll_interval)
                 for row in claimed:
                     self._spawn(row)
                 self.totals.claimed += len(claimed)
-                if claimed and len(claimed) == free:
-                    continue  # maybe more due: claim again when a slot frees (the loop waits below)
+                if claimed and more:
+                    continue  # maybe more due (other partners' rows): claim again
             await self._wait(wakeup, loop)
 
     async def _wait(self, wakeup: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
@@ -309,29 +330,72 @@ class OutboxWorker:
             self.totals.count(await self._deliver(row))
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - the row stays `sending` until the next start
-            log.exception("outbox: delivering row %s failed unexpectedly", row["id"])
+        except Exception:  # noqa: BLE001 - the row stays `sending` until its lease ends
+            log.exception("outbox: delivering row %s failed unexpectedly; it goes again when its lease ends",
+                          row["id"])
 
     # --- claim ---------------------------------------------------------------------------------
 
-    async def _claim(self, limit: int) -> list[Row]:
-        now = self.gateway.clock()
+    def _max_in_flight(self, agency: str) -> int:
+        partner = self.gateway.ctx.partners.get(agency)
+        configured = (partner.max_in_flight if partner is not None else None) or self.partner_max_in_flight
+        return self.breakers.get(agency).max_in_flight(configured)
 
-        def step(conn: Connection) -> list[Row]:
+    def _lease(self, row: Row, now: datetime) -> datetime:
+        return now + timedelta(seconds=self._partner(row).timeout_seconds + self.lease_margin)
+
+    async def _claim(self, limit: int) -> tuple[list[Row], bool]:
+        """Claim up to `limit` due rows, within each partner's room; return them and whether more
+        may be due (the fetch was full). Rows of a partner whose breaker is open are claimed
+        with `held` set to the reason: they fail at once, without a request to the partner."""
+        now = self.gateway.clock()
+        held = {agency: self._held_reason(agency) for agency in self.breakers.blocked(now)}
+        # (blocked() also turns breakers whose cooldown is over half-open: room for one probe)
+        room = {agency: self._max_in_flight(agency) - n for agency, n in self._partner_in_flight.items()}
+        skip = {agency for agency, free in room.items() if free <= 0 and agency not in held}
+
+        def step(conn: Connection) -> tuple[list[Row], bool]:
             try:
-                due = queries.fetch_due_outbox(conn, now=now, limit=limit)
-                if not due:
-                    return []
-                ids = set(queries.claim_outbox(conn, [row["id"] for row in due]))
-                if ids:  # the claim time, for `stale_after`
-                    conn.execute(update(outbox_t).where(outbox_t.c.id.in_(ids)).values(next_attempt_at=now))
+                due = queries.fetch_due_outbox(conn, now=now, limit=limit, skip_partners=skip)
+                left = dict(room)
+                chosen = []
+                for row in due:
+                    agency = row["partner_agency"]
+                    if agency in held:
+                        chosen.append({**row, "held": held[agency]})
+                        continue
+                    free = left.get(agency)
+                    if free is None:
+                        free = self._max_in_flight(agency)
+                    if free > 0:
+                        chosen.append(row)
+                    left[agency] = free - 1
+                if not chosen:
+                    return [], False
+                by_lease: dict[datetime, list[int]] = {}  # the lease depends on the partner's timeout
+                for row in chosen:
+                    by_lease.setdefault(self._lease(row, now), []).append(row["id"])
+                ids = {claimed_id for until, group in by_lease.items()
+                       for claimed_id in queries.claim_outbox(conn, group, lease_until=until)}
+                claimed = [{**row, "attempts": row["attempts"] + 1} for row in chosen if row["id"] in ids]
             except DBAPIError as exc:
                 if _retryable(exc):  # two workers' claims deadlocked: the writer runs this again
                     raise Conflict(str(exc)) from exc
                 raise
-            return [{**row, "attempts": row["attempts"] + 1} for row in due if row["id"] in ids]
+            return claimed, len(due) == limit
 
-        return await self.gateway.writer.run(step)
+        claimed, more = await self.gateway.writer.run(step)
+        for row in claimed:
+            if "held" not in row:
+                agency = row["partner_agency"]
+                self._partner_in_flight[agency] = self._partner_in_flight.get(agency, 0) + 1
+        return claimed, more
+
+    def _held_reason(self, agency: str) -> str:
+        breaker = self.breakers.get(agency)
+        retry_at = breaker.retry_at.isoformat() if breaker.retry_at is not None else "later"
+        return (f"not sent: {agency} is held by its circuit breaker after {breaker.failures} transport "
+                f"failures in a row (last: {breaker.last_error}); next probe at {retry_at}")
 
     # --- send and record --------------------------------------------------------------------------
 
@@ -342,8 +406,31 @@ class OutboxWorker:
         return partner
 
     async def _deliver(self, row: Row) -> str:
-        outcome = await self.client.send(self._partner(row), row["kind"], row["body"], url=row["partner_url"])
+        agency = row["partner_agency"]
+        if "held" in row:  # the partner's breaker is open: fail fast, on the row's usual schedule
+            return await self._record(row, TransportError(row["held"]), self.gateway.clock())
+        try:
+            outcome = await self.client.send(self._partner(row), row["kind"], row["body"], url=row["partner_url"])
+        finally:
+            left = self._partner_in_flight.get(agency, 1) - 1
+            if left > 0:
+                self._partner_in_flight[agency] = left
+            else:
+                self._partner_in_flight.pop(agency, None)
         now = self.gateway.clock()
+        self._count_for_breaker(agency, outcome, now)
+        return await self._record(row, outcome, now)
+
+    def _count_for_breaker(self, agency: str, outcome: SendOutcome, now: datetime) -> None:
+        breaker = self.breakers.get(agency)
+        if not isinstance(outcome, TransportError):
+            breaker.succeeded(now)  # an ERROR confirmation too: the partner is up and answering
+        elif breaker.failed(outcome.reason, now):
+            log.warning("outbox: %d failures in a row to %s; holding its messages for %g s (%s)",
+                        breaker.failures, agency, breaker.settings.cooldown, outcome.reason)
+            heapq.heappush(self._retry_times, asyncio.get_running_loop().time() + breaker.settings.cooldown)
+
+    async def _record(self, row: Row, outcome: SendOutcome, now: datetime) -> str:
         delay = None
         if isinstance(outcome, TransportError) and row["attempts"] < self.max_attempts:
             delay = backoff_delay(row["attempts"], base_delay=self.base_delay, max_delay=self.max_delay,
@@ -379,7 +466,7 @@ class OutboxWorker:
 
     def _record_step(self, row: Row, outcome: SendOutcome, sent: _Sent, now: datetime,
                      delay: float | None, *, effects: bool = True) -> Callable[[Connection], str]:
-        outbox_id = row["id"]
+        outbox_id, attempt = row["id"], row["attempts"]
 
         def step(conn: Connection) -> str:
             raw_id = None
@@ -387,20 +474,21 @@ class OutboxWorker:
                 raw_id = self._store_raw(conn, row, sent, outcome.raw, now)
             if isinstance(outcome, Confirmed):
                 verdict, error = DELIVERED, None
-                ok = queries.mark_outbox_delivered(conn, outbox_id, now=now, raw_message_id=raw_id)
+                ok = queries.mark_outbox_delivered(conn, outbox_id, now=now, raw_message_id=raw_id,
+                                                   attempt=attempt)
             elif isinstance(outcome, Refused):
                 verdict, error = REFUSED, outcome.reason
-                ok = queries.mark_outbox_retry(conn, outbox_id, error=error, next_attempt_at=None)
+                ok = queries.mark_outbox_retry(conn, outbox_id, error=error, next_attempt_at=None, attempt=attempt)
                 if ok and raw_id is not None:
                     conn.execute(update(outbox_t).where(outbox_t.c.id == outbox_id).values(raw_message_id=raw_id))
             elif delay is not None:
                 verdict, error = RETRIED, outcome.reason
-                ok = queries.mark_outbox_retry(conn, outbox_id, error=error,
+                ok = queries.mark_outbox_retry(conn, outbox_id, error=error, attempt=attempt,
                                                next_attempt_at=now + timedelta(seconds=delay))
             else:
                 verdict = FAILED
                 error = f"{outcome.reason} (gave up after {row['attempts']} attempts)"
-                ok = queries.mark_outbox_retry(conn, outbox_id, error=error, next_attempt_at=None)
+                ok = queries.mark_outbox_retry(conn, outbox_id, error=error, next_attempt_at=None, attempt=attempt)
             if not ok:
                 raise _Stale(outbox_id)
             if effects and verdict != RETRIED:
@@ -408,6 +496,16 @@ class OutboxWorker:
             return verdict
 
         return step
+
+    @staticmethod
+    def _outcome_unknown(conn: Connection, row: Row, now: datetime) -> None:
+        partner, kind = row["partner_agency"], row["kind"]
+        text = (f"{kind} to {partner}: the outcome of attempt {row['attempts']} is unknown (nothing was "
+                f"recorded before the claim's lease ended); it will be sent again, so {partner} may "
+                f"receive it twice")
+        _history(conn, row, "message_outcome_unknown", {
+            "text": text, "outbox_id": row["id"], "kind": kind, "partner": partner,
+            "attempts": row["attempts"], "unknown_outcomes": row["unknown_outcomes"]}, None, now)
 
     @staticmethod
     def _store_raw(conn: Connection, row: Row, sent: _Sent, confirmation: bytes, now: datetime) -> int:
@@ -439,17 +537,13 @@ class OutboxWorker:
                  FAILED: "message_not_delivered"}[verdict]
         detail = {"text": text, "outbox_id": row["id"], "kind": kind, "partner": partner,
                   "attempts": row["attempts"]}
+        if row.get("unknown_outcomes"):  # an earlier attempt's fate was never learnt
+            detail["text"] = f"{text} (sent again after an unknown outcome: {partner} may have it twice)"
+            detail["retry_after_unknown_outcome"] = True
+            detail["unknown_outcomes"] = row["unknown_outcomes"]
         if sent.action is not None:
             detail["action"] = sent.action.value
-        if row["request_id"] is not None:
-            owner, table = {"request_id": row["request_id"]}, borrowing_requests_t
-        else:
-            owner, table = {"lending_id": row["lending_id"]}, lending_requests_t
-        status = conn.execute(select(table.c.status).where(table.c.id == next(iter(owner.values())))).scalar()
-        queries.insert_history(conn, {
-            **owner, "at": now, "actor": SYSTEM, "event": event, "from_status": status,
-            "to_status": status, "detail": detail, "raw_message_id": raw_id,
-        })
+        _history(conn, row, event, detail, raw_id, now)
         if row["request_id"] is None:
             self.on_lending_outcome(conn, row, verdict, outcome, now)
             return
@@ -460,3 +554,17 @@ class OutboxWorker:
         elif kind in ("request", "requestingAgencyMessage"):
             failed = DeliveryFailed(partner=partner, kind=kind, at=now, action=sent.action)
             event_step(self.gateway.ctx, request_id, failed, now)(conn)
+
+
+def _history(conn: Connection, row: Row, event: str, detail: dict[str, Any], raw_id: int | None,
+             now: datetime) -> None:
+    """A system history row on the outbox row's request or lending request (status unchanged)."""
+    if row["request_id"] is not None:
+        owner, table = {"request_id": row["request_id"]}, borrowing_requests_t
+    else:
+        owner, table = {"lending_id": row["lending_id"]}, lending_requests_t
+    status = conn.execute(select(table.c.status).where(table.c.id == next(iter(owner.values())))).scalar()
+    queries.insert_history(conn, {
+        **owner, "at": now, "actor": SYSTEM, "event": event, "from_status": status,
+        "to_status": status, "detail": detail, "raw_message_id": raw_id,
+    })
