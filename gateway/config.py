@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .messages import Version
+from .strict_numbers import NumberError, parse_int
 
 VERSION_NAMES = {"2017": Version.V2017, "1.2": Version.V2017, "2021": Version.V2021, "2021-2": Version.V2021}
 PROFILES = ("strict", "alma", "reshare", "lenient")
@@ -119,6 +120,10 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
     gateway = raw.get("gateway", {})
     listen = env.get("GATEWAY_LISTEN", gateway.get("listen", "127.0.0.1:8626"))
     host, _, port = listen.rpartition(":")
+    try:
+        port_number = parse_int(port, 0, 65535)
+    except NumberError as exc:
+        raise ConfigError(f"listen {listen!r}: the port {exc}") from None
     partners = [_partner(p) for p in raw.get("partners", [])]
     by_agency = {p.agency: p for p in partners}
     if len(by_agency) != len(partners):
@@ -126,7 +131,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
     return Config(
         agency=env.get("GATEWAY_AGENCY", gateway.get("agency", "ISIL:XX-GATEWAY")),
         listen_host=host or "127.0.0.1",
-        listen_port=int(port),
+        listen_port=port_number,
         database=env.get("GATEWAY_DATABASE", gateway.get("database", "sqlite+aiosqlite:///var/gateway.sqlite3")),
         public_url=env.get("GATEWAY_PUBLIC_URL", gateway.get("public_url", f"http://{listen}/iso18626")),
         partners=by_agency,
