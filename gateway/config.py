@@ -76,6 +76,37 @@ class Partner:
 
 
 @dataclass(frozen=True)
+class ServerLimits:
+    """What the HTTP server allows slow, idle and numerous clients (`[gateway]` keys, in seconds
+    and connections; docs/http-limits.md)."""
+
+    header_timeout: float = 15.0  # header_timeout_seconds: a request's headers, from its first byte
+    body_timeout: float = 60.0  # body_timeout_seconds: its body, from the end of the headers
+    keepalive_timeout: float = 30.0  # keepalive_timeout_seconds: idle between requests
+    max_connections: int = 1000  # max_connections: open at once (also kept below the fd limit)
+    max_connections_per_address: int = 100  # max_connections_per_address: per IPv4 address / IPv6 /64
+    log_interval: float = 60.0  # resource_log_interval_seconds: one log line per kind per interval
+
+    KEYS = {"header_timeout_seconds": "header_timeout", "body_timeout_seconds": "body_timeout",
+            "keepalive_timeout_seconds": "keepalive_timeout", "max_connections": "max_connections",
+            "max_connections_per_address": "max_connections_per_address",
+            "resource_log_interval_seconds": "log_interval"}
+
+    @classmethod
+    def from_gateway_section(cls, gateway: dict[str, Any]) -> "ServerLimits":
+        values: dict[str, Any] = {}
+        for key, name in cls.KEYS.items():
+            if key not in gateway:
+                continue
+            value, kind = gateway[key], type(getattr(cls, name))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
+                    or (kind is int and not isinstance(value, int)):
+                raise ConfigError(f"[gateway] {key} must be a positive {'whole ' if kind is int else ''}number, got {value!r}")
+            values[name] = kind(value)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Config:
     agency: str
     listen_host: str
@@ -87,6 +118,7 @@ class Config:
     rota_templates: list[dict[str, Any]]
     api_keys: list[dict[str, Any]]
     raw: dict[str, Any]
+    limits: ServerLimits = ServerLimits()
 
 
 def _partner(entry: dict[str, Any]) -> Partner:
@@ -139,6 +171,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
         rota_templates=list(raw.get("rota_templates", [])),
         api_keys=list(raw.get("api_keys", [])),
         raw=raw,
+        limits=ServerLimits.from_gateway_section(gateway),
     )
 
 
