@@ -116,8 +116,9 @@ def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Applica
 async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port behind the connection limits (transport/connection_guard.py);
     (the runner, for cleanup(), and the bound port)."""
-    from .transport.connection_guard import LimitedRunner
+    from .transport.connection_guard import RESOURCE_LOG, LimitedRunner, resource_error_handler
 
+    asyncio.get_running_loop().set_exception_handler(resource_error_handler(app[RESOURCE_LOG]))
     runner = LimitedRunner(app, handle_signals=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

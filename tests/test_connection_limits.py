@@ -27,7 +27,8 @@ GUARD_LOG = "gateway.transport.connection_guard"
 
 def config(db_url: str, **limits):
     return parse_config({"gateway": {"agency": OURS, "listen": "127.0.0.1:0", "database": db_url, **LIMITS, **limits},
-                         "partners": [{"agency": "ISIL:DK-1", "url": "http://127.0.0.1:9/iso18626"}]}, env={})
+                         "partners": [{"agency": "ISIL:DK-1", "url": "http://127.0.0.1:9/iso18626"}],
+                         "api_keys": [{"key": "stream-key-1", "role": "staff", "name": "s"}]}, env={})
 
 
 @pytest.fixture
@@ -231,3 +232,46 @@ def test_connection_cap_stays_below_the_open_files_limit():
     assert fd_ceiling(10) == 10
     if soft != resource.RLIM_INFINITY:
         assert fd_ceiling(soft * 2) == soft - 100
+
+
+def test_out_of_descriptors_is_one_throttled_line(caplog):
+    import errno
+
+    from gateway.transport.connection_guard import resource_error_handler
+
+    loop = asyncio.new_event_loop()
+    try:
+        handler = resource_error_handler(ThrottledLog(logging.getLogger("fd-test"), 60))
+        caplog.set_level(logging.INFO)
+        for _ in range(200):  # what asyncio reports while accept() keeps failing
+            handler(loop, {"message": "socket.accept() out of system resource",
+                           "exception": OSError(errno.EMFILE, "Too many open files")})
+        handler(loop, {"message": "something else", "exception": ValueError("boom")})
+    finally:
+        loop.close()
+    lines = [r for r in caplog.records if r.name == "fd-test"]
+    assert len(lines) == 1 and "out of resources" in lines[0].getMessage() and lines[0].exc_info is None
+    assert any("something else" in r.getMessage() for r in caplog.records if r.name == "asyncio")
+
+
+
+def request_tasks() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if "_handle_request" in t.get_coro().__qualname__]
+
+
+async def test_an_event_stream_ends_when_its_client_goes_away(server):
+    """Not at its next heartbeat (15 s later) but at its next poll: a stream per vanished client
+    would otherwise keep querying the database."""
+    port, _ = await server(keepalive_timeout_seconds=30)
+    reader, writer = await connect(port)
+    writer.write(b"GET /api/v1/events?poll=1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer stream-key-1\r\n"
+                 b"Accept: text/event-stream\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head
+    assert len(request_tasks()) == 1
+    writer.close()
+    for _ in range(40):
+        if not request_tasks():
+            break
+        await asyncio.sleep(0.1)
+    assert request_tasks() == []

@@ -21,9 +21,11 @@ Every refusal and timeout is logged through one `ThrottledLog`: a line per kind 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -254,6 +256,24 @@ class LimitedRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         return ConnectionGuard(server, self.app[LIMITS], self.app[RESOURCE_LOG])  # type: ignore[return-value]
+
+
+RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def resource_error_handler(resource_log: ThrottledLog) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """An event-loop exception handler: running out of descriptors or memory (asyncio reports a
+    failed accept() that way, once a second per listening socket, with a traceback each time)
+    becomes one throttled line; anything else goes to the loop's default handler."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS:
+            resource_log.report("out of resources", f"{context.get('message', 'error')}: {exc}", logging.ERROR)
+        else:
+            loop.default_exception_handler(context)
+
+    return handle
 
 
 def install(app: web.Application, limits: ServerLimits) -> None:
