@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_runner
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import Config
@@ -108,11 +108,13 @@ def gateway_of(app: web.Application) -> Gateway:
 def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Application:
     """The aiohttp application of a gateway; start-up and clean-up run the gateway's parts."""
     from .api.routes import add_routes as add_api_routes
+    from .transport.connection_guard import install as install_limits
     from .transport.server import DEFAULT_BODY_LIMIT, add_routes
 
     limit = body_limit or int(gateway.config.raw.get("gateway", {}).get("body_limit", DEFAULT_BODY_LIMIT))
     app = web.Application(client_max_size=limit)
     app[GATEWAY] = gateway
+    install_limits(app, gateway.config.limits)
     add_routes(app)
     add_api_routes(app)
 
@@ -125,8 +127,32 @@ def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Applica
     return app
 
 
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port behind the connection limits (transport/connection_guard.py);
+    (the runner, for cleanup(), and the bound port)."""
+    from .transport.connection_guard import RESOURCE_LOG, LimitedRunner, resource_error_handler
+
+    asyncio.get_running_loop().set_exception_handler(resource_error_handler(app[RESOURCE_LOG]))
+    runner = LimitedRunner(app, handle_signals=True)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
 def run(config: Config) -> None:
     gateway = Gateway.create(config)
     app = build_app(gateway)
     print(f"gateway {config.agency} listening on http://{config.listen_host}:{config.listen_port}/iso18626")
-    web.run_app(app, host=config.listen_host, port=config.listen_port, print=None)
+
+    async def main() -> None:
+        runner, _ = await serve(app, config.listen_host, config.listen_port)
+        try:
+            await asyncio.Event().wait()  # until SIGINT/SIGTERM (GracefulExit) or Ctrl-C
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    except (web_runner.GracefulExit, KeyboardInterrupt):
+        pass

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .messages import Version
+from .strict_numbers import NumberError, parse_int
 
 VERSION_NAMES = {"2017": Version.V2017, "1.2": Version.V2017, "2021": Version.V2021, "2021-2": Version.V2021}
 PROFILES = ("strict", "alma", "reshare", "lenient")
@@ -94,6 +95,34 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class ServerLimits:
+    """What the HTTP server allows slow, idle and numerous clients (`[gateway]` keys, in seconds
+    and connections; docs/http-limits.md)."""
+
+    header_timeout: float = 15.0  # header_timeout_seconds: a request's headers, from its first byte
+    body_timeout: float = 60.0  # body_timeout_seconds: its body, from the end of the headers
+    keepalive_timeout: float = 30.0  # keepalive_timeout_seconds: idle between requests
+    max_connections: int = 1000  # max_connections: open at once (also kept below the fd limit)
+    max_connections_per_address: int = 100  # max_connections_per_address: per IPv4 address / IPv6 /64
+    log_interval: float = 60.0  # resource_log_interval_seconds: one log line per kind per interval
+
+    KEYS = {"header_timeout_seconds": "header_timeout", "body_timeout_seconds": "body_timeout",
+            "keepalive_timeout_seconds": "keepalive_timeout", "max_connections": "max_connections",
+            "max_connections_per_address": "max_connections_per_address",
+            "resource_log_interval_seconds": "log_interval"}
+
+    @classmethod
+    def from_gateway_section(cls, gateway: dict[str, Any]) -> "ServerLimits":
+        values: dict[str, Any] = {}
+        for key, name in cls.KEYS.items():
+            if key not in gateway:
+                continue
+            kind = type(getattr(cls, name))
+            values[name] = _number("[gateway]", key, gateway[key], kind, 0, above=True)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Config:
     agency: str
     listen_host: str
@@ -106,6 +135,7 @@ class Config:
     api_keys: list[dict[str, Any]]
     raw: dict[str, Any]
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    limits: ServerLimits = ServerLimits()
 
 
 def _number(where: str, key: str, value: Any, kind: type, minimum: float, *, above: bool = False) -> Any:
@@ -177,6 +207,10 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
     gateway = raw.get("gateway", {})
     listen = env.get("GATEWAY_LISTEN", gateway.get("listen", "127.0.0.1:8626"))
     host, _, port = listen.rpartition(":")
+    try:
+        port_number = parse_int(port, 0, 65535)
+    except NumberError as exc:
+        raise ConfigError(f"listen {listen!r}: the port {exc}") from None
     partners = [_partner(p) for p in raw.get("partners", [])]
     by_agency = {p.agency: p for p in partners}
     if len(by_agency) != len(partners):
@@ -184,7 +218,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
     return Config(
         agency=env.get("GATEWAY_AGENCY", gateway.get("agency", "ISIL:XX-GATEWAY")),
         listen_host=host or "127.0.0.1",
-        listen_port=int(port),
+        listen_port=port_number,
         database=env.get("GATEWAY_DATABASE", gateway.get("database", "sqlite+aiosqlite:///var/gateway.sqlite3")),
         public_url=env.get("GATEWAY_PUBLIC_URL", gateway.get("public_url", f"http://{listen}/iso18626")),
         partners=by_agency,
@@ -193,6 +227,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
         api_keys=list(raw.get("api_keys", [])),
         raw=raw,
         outbox=_outbox(gateway),
+        limits=ServerLimits.from_gateway_section(gateway),
     )
 
 

@@ -77,9 +77,9 @@ async def test_served_document_is_the_same(aiohttp_client, tmp_path):
 class LiveGateway(threading.Thread):
     """A gateway served on loopback from its own thread and event loop (schemathesis is synchronous)."""
 
-    def __init__(self, db_url: str):
+    def __init__(self, db_url: str, **raw: Any):
         super().__init__(daemon=True)
-        self.db_url = db_url
+        self.db_url, self.raw = db_url, raw
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.port = 0
@@ -96,7 +96,7 @@ class LiveGateway(threading.Thread):
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        self.gateway = Gateway.create(api_config(self.db_url))
+        self.gateway = Gateway.create(api_config(self.db_url, **self.raw))
         self.runner = web.AppRunner(build_app(self.gateway))
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..app import Gateway, gateway_of
+from ..strict_numbers import NumberError, parse_int
 from .errors import ApiError
 from .fields import check_text
 
@@ -28,10 +29,10 @@ async def read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    text = request.match_info[name]
-    if not text.isdigit() or len(text) > 19 or not 0 < int(text) <= MAX_ID:
-        raise ApiError(404, "not_found", f"no such {name}")
-    return int(text)
+    try:  # the route's \d+ also takes other scripts' digits: those are no id of ours
+        return parse_int(request.match_info[name], 1, MAX_ID)
+    except NumberError:
+        raise ApiError(404, "not_found", f"no such {name}") from None
 
 
 async def json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
@@ -108,13 +109,16 @@ def int_param(params: dict[str, list[str]], name: str, default: int, low: int, h
     text = one(params, name)
     if text is None:
         return default
-    text = text.strip()
-    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 20:
-        raise ApiError(422, "invalid_field", "must be an integer", name)
-    value = int(text)
-    if not low <= value <= high:
-        raise ApiError(422, "invalid_field", f"must be between {low} and {high}", name)
-    return value
+    return int_value(text.strip(), name, low, high)
+
+
+def int_value(text: str, name: str, low: int, high: int) -> int:
+    """An integer from a query parameter or header `name` (see gateway.strict_numbers); a 422
+    naming it otherwise."""
+    try:
+        return parse_int(text, low, high)
+    except NumberError as exc:
+        raise ApiError(422, "invalid_field", str(exc), name) from None
 
 
 def bool_param(params: dict[str, list[str]], name: str) -> bool | None:

@@ -17,8 +17,7 @@ import time
 from aiohttp import web
 
 from . import queries as q
-from ._web import MAX_ID, gw, int_param, ok, query_params, read
-from .errors import ApiError
+from ._web import MAX_ID, gw, int_param, int_value, ok, query_params, read
 
 PARAMS = frozenset({"since", "limit", "poll"})
 HEARTBEAT = 15.0
@@ -31,9 +30,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     if "text/event-stream" in request.headers.get("Accept", ""):
         last = request.headers.get("Last-Event-ID", "").strip()
         if last:
-            if not last.isdigit() or int(last) > MAX_ID:
-                raise ApiError(422, "invalid_field", "must be a history id", "Last-Event-ID")
-            since = int(last)
+            since = int_value(last, "Last-Event-ID", 0, MAX_ID)
         poll = int_param(params, "poll", 1, 1, 60)
         return await _stream(request, since, limit, float(poll))
     rows = await read(request, q.events, since, limit)
@@ -49,7 +46,8 @@ async def _stream(request: web.Request, since: int, limit: int, poll: float) -> 
     cursor, quiet_since = since, time.monotonic()
     engine = gw(request).engine
     try:
-        while True:
+        # A client that went away ends the stream at once, not at the next failed write.
+        while request.transport is not None and not request.transport.is_closing():
             async with engine.connect() as conn:
                 rows = await conn.run_sync(q.events, cursor, limit)
             for row in rows:

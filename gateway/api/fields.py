@@ -17,6 +17,7 @@ from typing import Any
 
 from ..core import RequestDetails
 from ..store.models import borrowing_requests_t
+from ..strict_numbers import is_decimal_text
 from .errors import ApiError
 
 TEXT_LIMIT = 4000  # Text columns: a sane bound for a form field
@@ -195,8 +196,12 @@ def parse_decimal(value: Any, field: str) -> Decimal | None:
         raise ApiError(422, "invalid_field", "must be a decimal amount", field)
     if isinstance(value, float) and value == value and abs(value) < 1e12 and abs(round(value, 2) - value) < 1e-6:
         value = f"{value:.2f}"  # 0.07 arrives as 0.07000000000000001: binary floats, cents meant
+    text = str(value).strip()
     try:
-        amount = Decimal(str(value).strip())
+        # A string is ASCII [-]digits[.digits]: Decimal() alone also takes other scripts' digits.
+        if isinstance(value, str) and not is_decimal_text(text):
+            raise InvalidOperation(text)
+        amount = Decimal(text)
     except InvalidOperation:
         raise ApiError(422, "invalid_field", "must be a decimal amount", field) from None
     if not amount.is_finite() or amount < 0 or amount > MAX_FEE:

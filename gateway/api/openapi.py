@@ -492,7 +492,8 @@ def document() -> dict[str, Any]:
              "description": "SSE only: seconds between looks for new rows"},
         ])}
     paths["/api/v1/raw-messages/{rid}"] = {"get": _op("A stored ISO 18626 message, verbatim", {
-        "200": {"description": "the XML", "content": {"application/xml": {"schema": {"type": "string"}}}},
+        "200": {"description": "the message's XML, as text/plain (never rendered: a partner wrote it)",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
         **_errors("401", "404")}, tag="meta", op_id="getRawMessage", params=[
             {"name": "rid", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}])}

@@ -89,8 +89,25 @@ async def raw_message(request: web.Request) -> web.Response:
     body = await read(request, load)
     if body is None:
         raise not_found(f"no raw message {rid}")
-    return web.Response(body=body, content_type="application/xml",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    # The partner wrote every byte: as XML, a browser would run its <?xml-stylesheet?> in our
+    # origin. Plain text under a policy that allows nothing is only ever shown (docs/raw-messages.md).
+    return web.Response(body=body, headers={
+        "Content-Type": "text/plain; charset=utf-8" if _is_utf8(body) else "text/plain",
+        "Content-Disposition": f'inline; filename="raw-message-{rid}.xml"',
+        "Content-Security-Policy": RAW_MESSAGE_POLICY,
+        "X-Content-Type-Options": "nosniff",
+    })
+
+
+RAW_MESSAGE_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'"
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _FILLED = {f"{V1}/whoami": whoami, f"{V1}/api-keys": api_keys, f"{V1}/raw-messages/{{rid:\\d+}}": raw_message}

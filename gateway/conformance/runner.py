@@ -33,6 +33,7 @@ from lxml import etree
 from ..messages import ErrorType, Inbound, MessageError, Version, decode, model
 from ..messages.confirmations import Echo
 from ..messages.plan import NS
+from ..strict_numbers import NumberError, parse_int
 from .build import (
     BuildError,
     Context,
@@ -87,9 +88,13 @@ class RunnerConfig:
 
 def _split_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    try:
+        number = parse_int(port, 0, 65535)
+    except NumberError:
+        raise RunnerError(f"--listen wants HOST:PORT, got {text!r}") from None
+    if not sep:
         raise RunnerError(f"--listen wants HOST:PORT, got {text!r}")
-    return host or "127.0.0.1", int(port)
+    return host or "127.0.0.1", number
 
 
 def _origin(url: str) -> str:

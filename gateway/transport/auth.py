@@ -22,9 +22,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..strict_numbers import NumberError, parse_int
+
 TIMESTAMP_HEADER = "X-ISO18626-Timestamp"
 SIGNATURE_HEADER = "X-ISO18626-Signature"
 HMAC_WINDOW = 300  # seconds either side
+MAX_TIMESTAMP = 2**63 - 1
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -85,9 +88,13 @@ def check_transport(credentials: Mapping[str, Any], headers: Mapping[str, str], 
             raise AuthFailure(401, "missing or wrong bearer token")
     if inbound.get("hmac_secret"):
         stamp, sig = headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
-        if not stamp or not sig or not stamp.isdigit():
+        if not stamp or not sig:
             raise AuthFailure(401, "missing HMAC signature headers")
-        if abs(now - int(stamp)) > HMAC_WINDOW:
+        try:
+            seconds = parse_int(stamp, 0, MAX_TIMESTAMP)
+        except NumberError as exc:
+            raise AuthFailure(401, f"{TIMESTAMP_HEADER} {exc} (unix seconds)") from None
+        if abs(now - seconds) > HMAC_WINDOW:
             raise AuthFailure(401, "HMAC timestamp outside the allowed window")
         if not _same(sig, signature(inbound["hmac_secret"], stamp, body)):
             raise AuthFailure(401, "wrong HMAC signature")
