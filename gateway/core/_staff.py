@@ -22,6 +22,7 @@ from .policy import BorrowingPolicy
 from .rota import EntryState, current_index, first_pending
 from .state import (
     STATUS_BOUND, Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry, ItemLocation, Note,
+    ReceivedItem,
 )
 from .statuses import BorrowingStatus as S
 from .transitions import Target, allowed_actions, check_staff
@@ -213,6 +214,8 @@ def _receive(step: Step, ev: Receive, found: Target) -> None:
     partner = step.state.rota[_current(step)].partner
     step.send(partner, Action.Received, ev.note)
     step.set(location=ItemLocation.LIBRARY)
+    # Every receive is on the Received items tab: one row per barcode, or one without a barcode.
+    step.received.extend(ReceivedItem(step.at, ev.by, code, ev.note) for code in ev.items or (None,))
     items = f"; items {', '.join(ev.items)}" if ev.items else ""
     step.transition(found, f"received from {partner}{items}")
 

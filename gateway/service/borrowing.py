@@ -24,7 +24,6 @@ from ..core import (
     IllegalTransition,
     InvalidInput,
     Locate,
-    Receive,
     RequestConfirmed,
     RequestDetails,
     SupplierMessage,
@@ -78,7 +77,6 @@ def _write_decision(
     now: datetime,
     raw_message_id: int | None = None,
     extra: dict[str, Any] | None = None,
-    received_items: tuple[str, ...] = (),
 ) -> None:
     request_id = row["id"]
     state = decision.state
@@ -90,7 +88,7 @@ def _write_decision(
         raise Conflict(f"borrowing request {request_id} changed under us")
     if decision.rota_changed:
         rows.replace_rota(conn, request_id, state, ctx.policy)
-    _write_children(conn, ctx, request_id, row["external_id"], extra, decision, now, raw_message_id, received_items)
+    _write_children(conn, ctx, request_id, row["external_id"], extra, decision, now, raw_message_id)
 
 
 def _write_children(
@@ -102,10 +100,9 @@ def _write_children(
     decision: Decision,
     now: datetime,
     raw_message_id: int | None,
-    received_items: tuple[str, ...] = (),
 ) -> None:
     children = ChildRows()
-    children.add(ctx, request_id, external_id, extra, decision, now, raw_message_id, received_items)
+    children.add(ctx, request_id, external_id, extra, decision, now, raw_message_id)
     children.write(conn)
 
 
@@ -121,8 +118,7 @@ class ChildRows:
         self.outbox: list[dict[str, Any]] = []
 
     def add(self, ctx: ServiceContext, request_id: int, external_id: str, extra: dict[str, Any],
-            decision: Decision, now: datetime, raw_message_id: int | None,
-            received_items: tuple[str, ...] = ()) -> None:
+            decision: Decision, now: datetime, raw_message_id: int | None) -> None:
         self.history.extend(rows.history_rows(decision, request_id, raw_message_id))
         actor = decision.history[0].actor if decision.history else None
         self.messages.extend(
@@ -136,8 +132,9 @@ class ChildRows:
             {"request_id": request_id, "created_at": n.at, "actor": n.by, "text": n.text} for n in decision.notes
         )
         self.items.extend(
-            {"request_id": request_id, "barcode": code, "received_at": now, "due_date": decision.state.due_date}
-            for code in received_items
+            {"request_id": request_id, "barcode": item.barcode, "received_at": item.at, "actor": item.by,
+             "note": item.note, "due_date": decision.state.due_date}
+            for item in decision.received
         )
         supplier_ids = extra.get("supplier_request_ids", {})
         for out in decision.outgoing:
@@ -196,8 +193,7 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
         if isinstance(ev, Locate):
             ctx.check_partners(ev.default_rota)
         decision = decide(state, ev, ctx.policy)
-        items = ev.items if isinstance(ev, Receive) else ()
-        _write_decision(conn, ctx, row, decision, now=now, received_items=items)
+        _write_decision(conn, ctx, row, decision, now=now)
         return StepResult(request_id, decision.state, decision)
 
     return step
