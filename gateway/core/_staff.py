@@ -26,6 +26,7 @@ from .state import (
 )
 from .statuses import BorrowingStatus as S
 from .transitions import Target, allowed_actions, check_staff
+from .wording import describe_changes
 
 
 def create(event: Create, policy: BorrowingPolicy) -> Decision:
@@ -67,7 +68,7 @@ def _current(step: Step) -> int:
 
 def _edit(step: Step, ev: Edit, found: Target) -> None:
     step.set(details=step.state.details.with_changes(ev.changes))
-    step.transition(found, "edited " + ", ".join(f"{k}={v!r}" for k, v in ev.changes.items()))
+    step.transition(found, "edited " + describe_changes(ev.changes))
 
 
 def _send_message(step: Step, ev: SendMessage, found: Target) -> None:

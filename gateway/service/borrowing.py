@@ -32,6 +32,7 @@ from ..core import (
     decide,
 )
 from ..core.events import AddPartner
+from ..core.wording import describe_changes
 from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime
 from ..messages.peers import conditions_in_note, note_markers, parse_reshare_markers
@@ -510,7 +511,7 @@ def parameters_step(request_id: int, values: dict[str, str | None], actor: str,
         queries.insert_history(conn, {
             "request_id": request_id, "at": now, "actor": actor, "event": "set_parameters",
             "from_status": row["status"], "to_status": row["status"],
-            "detail": {"text": ", ".join(f"{k}={v}" for k, v in values.items())},
+            "detail": {"text": "parameters " + describe_changes(values, cleared="removed")},
         })
         found = conn.execute(select(table.c.key, table.c.value).where(table.c.request_id == request_id))
         return {k: v for k, v in found}
