@@ -31,7 +31,7 @@ from ..core import (
     choose_rota,
     decide,
 )
-from ..core.events import AddPartner
+from ..core.events import AddPartner, Edit, RetryRequest
 from ..core.wording import describe_changes
 from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime
@@ -164,6 +164,7 @@ def create_step(ctx: ServiceContext, details: RequestDetails, partners: tuple[st
         template = choose_rota(ctx.rota_templates, details)
         partners = template.partners if template else ()
     ctx.check_partners(partners)
+    ctx.form_rules.check(details, today=now.date())
 
     def step(conn: Connection) -> StepResult:
         decision = decide(None, Create(at=now, by=actor, details=details, partners=tuple(partners)), ctx.policy)
@@ -194,6 +195,8 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
         if isinstance(ev, Locate):
             ctx.check_partners(ev.default_rota)
         decision = decide(state, ev, ctx.policy)
+        if isinstance(ev, (Edit, RetryRequest)) and ev.changes:  # (a refused action is a 409 first)
+            ctx.form_rules.check(decision.state.details, today=now.date(), changed=ev.changes)
         _write_decision(conn, ctx, row, decision, now=now)
         return StepResult(request_id, decision.state, decision)
 

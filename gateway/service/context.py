@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import Config, Partner
 from ..core import BorrowingPolicy, InvalidInput
+from ..core.form_rules import FormRules
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class ServiceContext:
     partners: dict[str, Partner]
     policy: BorrowingPolicy = field(default_factory=BorrowingPolicy)
     rota_templates: tuple[dict[str, Any], ...] = ()
+    form_rules: FormRules = field(default_factory=FormRules)
 
     @classmethod
     def from_config(cls, config: Config) -> "ServiceContext":
@@ -28,7 +30,9 @@ class ServiceContext:
             grace=timedelta(hours=float(raw.get("grace_hours", 24))),
             deadlines={a: p.response_deadline for a, p in config.partners.items() if p.response_deadline},
         )
-        return cls(config.agency, dict(config.partners), policy, tuple(config.rota_templates))
+        # `[intake] pickup_locations` is the library's list for staff and patrons alike.
+        pickups = tuple(str(x) for x in config.raw.get("intake", {}).get("pickup_locations", []))
+        return cls(config.agency, dict(config.partners), policy, tuple(config.rota_templates), FormRules(pickups))
 
     def partner(self, agency: str) -> Partner:
         try:

@@ -54,8 +54,8 @@ def build_request(
     if d.publisher or d.publication_date:
         publication = model.PublicationInfo(publisher=d.publisher, publication_date=d.publication_date)
     billing = None
-    if d.maximum_fee is not None:
-        billing = model.BillingInfo(maximum_costs=model.Costs(model.SchemeValue(d.currency or "USD"), d.maximum_fee))
+    if d.maximum_fee is not None and d.currency and d.willing_to_pay:  # the form rules ask for all three
+        billing = model.BillingInfo(maximum_costs=model.Costs(model.SchemeValue(d.currency), d.maximum_fee))
     note = "\n".join(part for part in (d.request_note, out.note) if part) or None
     return model.Request(
         header=model.RequestHeader(
