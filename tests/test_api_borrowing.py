@@ -135,9 +135,12 @@ async def test_unknown_ids_and_routes_are_404(api):
 
 
 async def test_edit_changes_general_information_and_records_the_actor(api):
-    rid = (await api.create())["id"]
+    # no partner has the request yet (a sent request's fields cannot change: test_edit_after_sending);
+    # a maximum fee goes with its currency (test_form_rules)
+    rid = (await api.create(partners=[]))["id"]
     status, data = await api.call("PATCH", f"{BR}/{rid}", json={"title": "Il nome della rosa", "needed_by": None,
-                                                               "willing_to_pay": True, "maximum_fee": "20"})
+                                                               "willing_to_pay": True, "maximum_fee": "20",
+                                                               "currency": "EUR"})
     assert status == 200, data
     assert data["title"] == "Il nome della rosa" and data["willing_to_pay"] and data["maximum_fee"] == "20.00"
     assert data["history"][-1]["event"] == "edit" and data["history"][-1]["actor"] == "staff:ann"

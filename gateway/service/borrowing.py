@@ -143,6 +143,7 @@ class ChildRows:
             body = encode_outgoing(
                 decision.state, out, ours=ctx.agency, request_id=external_id,
                 supplier_request_id=supplier_ids.get(out.partner), now=now, version=partner.version,
+                copyright_compliance=ctx.copyright_compliance,
             )
             self.outbox.append({"partner_agency": out.partner, "partner_url": partner.url, "kind": out.kind,
                                 "body": body, "now": now, "request_id": request_id})

@@ -9,6 +9,7 @@ from typing import Any
 from ..config import Config, Partner
 from ..core import BorrowingPolicy, InvalidInput
 from ..core.form_rules import FormRules
+from .outgoing import DEFAULT_COPYRIGHT_COMPLIANCE
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class ServiceContext:
     policy: BorrowingPolicy = field(default_factory=BorrowingPolicy)
     rota_templates: tuple[dict[str, Any], ...] = ()
     form_rules: FormRules = field(default_factory=FormRules)
+    copyright_compliance: str = DEFAULT_COPYRIGHT_COMPLIANCE
 
     @classmethod
     def from_config(cls, config: Config) -> "ServiceContext":
@@ -32,7 +34,9 @@ class ServiceContext:
         )
         # `[intake] pickup_locations` is the library's list for staff and patrons alike.
         pickups = tuple(str(x) for x in config.raw.get("intake", {}).get("pickup_locations", []))
-        return cls(config.agency, dict(config.partners), policy, tuple(config.rota_templates), FormRules(pickups))
+        copyright_code = str(config.raw.get("requests", {}).get("copyright_compliance", DEFAULT_COPYRIGHT_COMPLIANCE))
+        return cls(config.agency, dict(config.partners), policy, tuple(config.rota_templates), FormRules(pickups),
+                   copyright_code)
 
     def partner(self, agency: str) -> Partner:
         try:
