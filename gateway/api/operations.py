@@ -23,12 +23,12 @@ LENDING_BASE = "/api/v1/lending-requests"
 class Operation:
     name: str
     method: str = "POST"
-    path: str = ""  # after the request's URL; "" -> /actions/{name}
+    path: str | None = None  # after the request's URL; None: /actions/{name}
     ops: tuple[str, ...] = ()  # rota operations: the body's `op`
 
     def json(self, base: str, request_id: int) -> dict[str, Any]:
-        href = f"{base}/{request_id}{self.path if self.path or self.method != 'POST' else '/actions/' + self.name}"
-        out: dict[str, Any] = {"name": self.name, "method": self.method, "href": href}
+        path = f"/actions/{self.name}" if self.path is None else self.path
+        out: dict[str, Any] = {"name": self.name, "method": self.method, "href": f"{base}/{request_id}{path}"}
         if self.ops:
             out["ops"] = list(self.ops)
         return out
@@ -45,7 +45,7 @@ _COMMON = {
 
 # core event key -> operation
 BORROWING: dict[str, Operation] = {
-    "edit": Operation("edit", "PATCH"),
+    "edit": Operation("edit", "PATCH", path=""),
     **_COMMON,
     "move_partner": Operation("move-partner", path="/rota", ops=("move-up", "move-down", "move-selected")),
     "add_partner": Operation("add-partner", path="/rota", ops=("add",)),
