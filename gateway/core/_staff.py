@@ -85,9 +85,9 @@ def _refuse_unsendable_edit(step: Step, ev: Edit) -> None:
         return
     state = step.state
     raise IllegalTransition(step.key, state.status.value, allowed_actions(state), (
-        f"{', '.join(sent)} would not reach {active.partner}, which has (or is being sent) the request; ISO 18626 has no "
-        "message to amend a request: cancel the partner to send the changed request to the next one, "
-        "or write to the partner"))
+        f"{', '.join(sent)} would not reach {active.partner}, which has (or is being sent) the request; "
+        "ISO 18626 has no message to amend a request: cancel the partner to send the changed request to "
+        "the next one, or write to the partner"))
 
 
 def _send_message(step: Step, ev: SendMessage, found: Target) -> None:
