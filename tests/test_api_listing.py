@@ -22,7 +22,7 @@ async def data(db_url, aiohttp_client):
         dict(requester="bob", partners=[P2], title="Garden Stories", format="Digital", needed_by="2027-01-10"),
         dict(requester="alice", partners=[P3, P1], title="Night Light", author="Smith, Anna", needed_by="2027-02-01"),
         dict(requester="carol", partners=[], title="The river DELTA"),
-        dict(requester="alice", partners=[P1], title=None, author="Nobody, N."),
+        dict(requester="alice", partners=[P1], title=None, author="Nobody, N.", issn="0000-0019"),
         dict(requester="bob", partners=[P2, P3], title="War_and%Peace", needed_by="2027-01-20"),
         dict(requester="dave", partners=[P3], title="WarXandYPeace", oclc_number="987654"),
     ]

@@ -129,3 +129,8 @@ async def start_api(aiohttp_client: Any, db_url: str, clock: Clock | None = None
 
 def error_code(data: Any) -> str:
     return data["error"]["code"]
+
+
+def action_names(request: dict[str, Any]) -> list[str]:
+    """The names of a request's `allowed_actions` (each entry also says how to perform it)."""
+    return [a["name"] for a in request["allowed_actions"]]

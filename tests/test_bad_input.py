@@ -62,7 +62,7 @@ CASES = {
 async def gw(aiohttp_client, tmp_path):
     client, gateway = await start_gateway(aiohttp_client, f"sqlite+aiosqlite:///{tmp_path / 'g.sqlite3'}",
                                           [{"agency": PARTNER, "url": "http://127.0.0.1:9/p"}])
-    created = await gateway.borrowing.create(RequestDetails(requester="p", pickup_location="Main"), (PARTNER,))
+    created = await gateway.borrowing.create(RequestDetails(requester="p", pickup_location="Main", title="T"), (PARTNER,))
     await gateway.borrowing.request_confirmed(created.request_id, PARTNER)
     return client, gateway
 

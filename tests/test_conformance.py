@@ -569,7 +569,7 @@ def test_supplier_suites_against_a_gateway_cover_the_lending_side(lending_report
     steps = bad.runs[0].steps
     assert [(s.number, s.verdict) for s in steps] == [
         ("1", PASS), ("2", FAIL), ("3", FAIL), ("4", FAIL), ("5", FAIL), ("6", FAIL)]
-    assert steps[1].got == "HTTP 409 illegal_transition" and "check_in" in steps[1].detail
+    assert steps[1].got == "HTTP 409 illegal_transition" and "check-in is not allowed" in steps[1].detail
     assert "status is 'WILL_SUPPLY', expected 'LOANED'" in steps[2].detail
     assert "status WillSupply, expected Loaned" in steps[3].detail
     assert steps[4].got == "no lending request" and "-NEVER-SENT" in steps[4].detail

@@ -425,7 +425,8 @@ def _ev(cls, **kw):
 
 
 STAFF_EVENTS = {
-    "edit": _ev(Edit, changes={"title": "Moby-Dick; or, The Whale"}),
+    # a local field: a field the request carries cannot change once a partner has it
+    "edit": _ev(Edit, changes={"pickup_location": "Law library"}),
     "send_message": _ev(SendMessage, note="Any news?"),
     "add_note": _ev(AddNote, text="patron called"),
     "status_request": _ev(SendStatusRequest),

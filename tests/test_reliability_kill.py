@@ -140,7 +140,7 @@ url = "http://127.0.0.1:{partner_port}/iso18626"
     setup.background = []  # no outbox worker here: the partner is not up yet, the rows wait
     await setup.start()
     for i in range(REQUESTS):
-        await setup.borrowing.create(RequestDetails(requester=f"p{i}", pickup_location="Main"), (PARTNER,))
+        await setup.borrowing.create(RequestDetails(requester=f"p{i}", pickup_location="Main", title="T"), (PARTNER,))
     async with setup.engine.connect() as conn:
         refs = list((await conn.execute(select(borrowing_requests_t.c.external_id))).scalars())
     await setup.close()

@@ -23,7 +23,7 @@ async def test_scheduler_sends_status_request_when_a_deadline_passed(tmp_path):
     gateway.borrowing.clock = lambda: now[0] or base
     await gateway.start()
     try:
-        created = await gateway.borrowing.create(RequestDetails(requester="p", pickup_location="Main"), ("ISIL:DK-1",))
+        created = await gateway.borrowing.create(RequestDetails(requester="p", pickup_location="Main", title="T"), ("ISIL:DK-1",))
         await gateway.borrowing.request_confirmed(created.request_id, "ISIL:DK-1")
         scheduler = next(p for p in gateway.background if isinstance(p, Scheduler))
         await scheduler.run_once()

@@ -39,7 +39,7 @@ def swap_agencies(body: bytes) -> bytes:
 
 async def setup(aiohttp_client, tmp_path, partner):
     client, gateway = await start_gateway(aiohttp_client, f"sqlite+aiosqlite:///{tmp_path / 'g.sqlite3'}", PARTNERS)
-    created = await gateway.borrowing.create(RequestDetails(requester="p", pickup_location="Main"), (partner,))
+    created = await gateway.borrowing.create(RequestDetails(requester="p", pickup_location="Main", title="T"), (partner,))
     await gateway.borrowing.request_confirmed(created.request_id, partner)
     async with gateway.engine.connect() as conn:
         ref = (await conn.execute(select(borrowing_requests_t.c.external_id))).scalar()

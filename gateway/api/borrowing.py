@@ -409,7 +409,11 @@ ACTIONS: dict[str, tuple[type, frozenset[str], Any]] = {
 async def action(request: web.Request) -> web.Response:
     request_id = path_id(request)
     event_type, fields = await named_action(request, ACTIONS)
-    await _apply(request, request_id, event_type, **fields)
+    try:
+        await _apply(request, request_id, event_type, **fields)
+    except InvalidInput as exc:  # a retry's changes broke a form rule: name it as the body does
+        prefix = "changes." if event_type is RetryRequest else ""
+        raise ApiError(422, "invalid_field", exc.message, prefix + exc.field) from None
     return await respond_request(request, request_id)
 
 

@@ -59,15 +59,18 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", what)
 
 
-def from_exception(exc: BaseException) -> ApiError | None:
-    """The ApiError for an exception of the core, the service or aiohttp; None if unknown."""
+def from_exception(exc: BaseException, *, lending: bool = False) -> ApiError | None:
+    """The ApiError for an exception of the core, the service or aiohttp; None if unknown.
+    A refused action is told in the API's action names (of the lending side with `lending`)."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, NotFound):
         return ApiError(404, "not_found", str(exc))
     if isinstance(exc, IllegalTransition):
-        return ApiError(409, "illegal_transition", str(exc), None,
-                        extra={"event": exc.event, "status": exc.status, "allowed": list(exc.allowed)})
+        from .operations import api_name, api_names, refusal_message
+        return ApiError(409, "illegal_transition", refusal_message(exc, lending=lending), None,
+                        extra={"event": api_name(exc.event, lending=lending), "status": exc.status,
+                               "allowed": api_names(exc.allowed, lending=lending)})
     if isinstance(exc, InvalidInput):
         return ApiError(422, "invalid_field", exc.message, exc.field)
     if isinstance(exc, Conflict):
@@ -99,18 +102,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             error = ApiError(exc.status, "http_error", exc.reason)
         return error.response()
     except Exception as exc:  # noqa: BLE001 - every error under /api/ is JSON
-        error = from_exception(exc)
+        error = from_exception(exc, lending="/lending-requests/" in request.path)
         if error is None:
             log.exception("unexpected error on %s %s", request.method, request.path)
             error = ApiError(500, "internal_error", "internal error; see the server log")
-        if "allowed" in error.extra:  # the core's event keys -> the API's operation names
-            error.extra["allowed"] = _api_names(request.path, error.extra["allowed"])
         return error.response()
-
-
-def _api_names(path: str, keys: list[str]) -> list[str]:
-    if "/lending-requests/" in path:
-        from .lending import API_ACTIONS
-    else:
-        from .queries import API_ACTIONS
-    return list(dict.fromkeys(API_ACTIONS.get(k, k) for k in keys))

@@ -17,7 +17,8 @@ title) is requested as a copy: the container goes to `title`, the part to `title
 its author to `author_of_component`.
 
 Config (optional): `[intake] pickup_locations = ["Main desk", ...]` turns the pickup field into
-a list and refuses other values; `enabled = false` switches the HTML workform off (404).
+a list (the borrowing service refuses other values, from patrons and staff alike);
+`enabled = false` switches the HTML workform off (404).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ PART_GENRES = frozenset({"article", "bookitem", "chapter", "proceeding", "prepri
 PATRON_ID_LIMIT = 190  # "patron:" + id must fit the history's actor column (200)
 PATRON_FIELDS = ("patron_id", "patron_name", "pickup_location", "needed_by", "note")
 SUBMISSION_FIELDS = frozenset({*BIB_FIELDS, "other_identifiers", "format", *PATRON_FIELDS})
+FORM_NAMES = {"requester": "patron_id", "requester_name": "patron_name", "request_note": "note"}
 LABELS = {
     "title": "Title", "author": "Author", "title_of_component": "Article / chapter title",
     "author_of_component": "Article / chapter author", "isbn": "ISBN", "issn": "ISSN",
@@ -147,7 +149,7 @@ def parse_openurl(query: MultiDictProxy[str] | Mapping[str, Any]) -> dict[str, A
 
 
 def _pickup_locations(request: web.Request) -> list[str]:
-    return [str(x) for x in gw(request).config.raw.get("intake", {}).get("pickup_locations", [])]
+    return list(gw(request).borrowing.ctx.form_rules.pickup_locations)
 
 
 def submission_details(request: web.Request, body: dict[str, Any]) -> tuple[str, RequestDetails]:
@@ -159,9 +161,6 @@ def submission_details(request: web.Request, body: dict[str, Any]) -> tuple[str,
                            allow_newlines=False)
     pickup = check_text(body.get("pickup_location"), "pickup_location", max_length=200, required=True,
                         allow_newlines=False)
-    allowed = _pickup_locations(request)
-    if allowed and pickup not in allowed:
-        raise ApiError(422, "invalid_field", f"must be one of: {', '.join(allowed)}", "pickup_location")
     values: dict[str, Any] = {name: parse_field(name, body[name]) for name in BIB_FIELDS if name in body}
     if "other_identifiers" in body:
         values["other_identifiers"] = parse_field("other_identifiers", body["other_identifiers"])
@@ -169,20 +168,25 @@ def submission_details(request: web.Request, body: dict[str, Any]) -> tuple[str,
         values["format"] = parse_field("format", body["format"])
     values["requester_name"] = parse_field("requester_name", body.get("patron_name"), "patron_name")
     values["needed_by"] = parse_date(body.get("needed_by"), "needed_by")
-    if values["needed_by"] is not None and values["needed_by"] < gw(request).clock().date():
-        raise ApiError(422, "invalid_field", "is in the past", "needed_by")
     values["request_note"] = check_text(body.get("note"), "note")
-    if not (values.get("title") or values.get("title_of_component")):
-        raise ApiError(422, "invalid_field", "a title is required", "title")
     try:
         return patron_id, RequestDetails(requester=patron_id, pickup_location=pickup, **values)  # type: ignore[arg-type]
     except InvalidInput as exc:
-        raise ApiError(422, "invalid_field", exc.message, exc.field) from None
+        raise _patron_error(exc) from None
+
+
+def _patron_error(exc: InvalidInput) -> ApiError:
+    """A form rule's error, naming the field as the patron form calls it."""
+    return ApiError(422, "invalid_field", exc.message, FORM_NAMES.get(exc.field, exc.field))
 
 
 async def _create(request: web.Request, body: dict[str, Any]) -> Any:
+    """The borrowing service checks the form rules, the same as for staff (core.form_rules)."""
     patron_id, details = submission_details(request, body)
-    return await gw(request).borrowing.create(details, None, actor=f"patron:{patron_id}")
+    try:
+        return await gw(request).borrowing.create(details, None, actor=f"patron:{patron_id}")
+    except InvalidInput as exc:
+        raise _patron_error(exc) from None
 
 
 async def api_patron_request(request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ from ._web import MAX_OFFSET, bool_param, gw, int_param, named_action, ok, one, 
 from .auth import principal_of
 from .errors import ApiError, not_found
 from .fields import check_agency, check_text, parse_decimal, parse_instant
+from .operations import allowed_json
 
 LIST_PARAMS = frozenset({"status", "partner", "needs_attention", "q", "created_from", "created_to", "updated_from",
                          "updated_to", "limit", "offset", "sort", "facets"})
@@ -36,15 +37,6 @@ SORTS = {"created_at": lr.c.created_at, "updated_at": lr.c.updated_at, "status":
          "title": lr.c.title, "due_date": lr.c.due_date}
 STATUS_CODES = frozenset(s.value for s in LendingStatus)
 FACETS = ("status", "partner", "needs_attention", "service_type")
-
-API_ACTIONS = {
-    "add_note": "add-note", "acknowledge": "acknowledge", "send_message": "send-message",
-    "expect_to_supply": "expect-to-supply", "will_supply": "will-supply", "conditional": "conditional",
-    "retry_possible": "retry-possible", "unfilled": "unfilled", "ship": "ship", "copy_completed": "copy-completed",
-    "answer_cancel:Y": "answer-cancel", "answer_cancel:N": "answer-cancel", "answer_renew:Y": "answer-renew",
-    "answer_renew:N": "answer-renew", "mark_overdue": "mark-overdue", "recall": "recall", "check_in": "check-in",
-    "complete_without_return": "complete-without-return",
-}
 
 
 def _label(status: str | None) -> str | None:
@@ -175,7 +167,7 @@ def lending_json(conn: Connection, lending_id: int) -> dict[str, Any] | None:
     details["other_identifiers"] = [{"type": t, "value": v} for t, v in state.details.other_identifiers]
     attachments = [dict(r._mapping) for r in conn.execute(
         select(*bq.ATTACHMENT_COLUMNS).where(attachments_t.c.lending_id == lending_id).order_by(attachments_t.c.id))]
-    actions = list(dict.fromkeys(API_ACTIONS[k] for k in allowed_lending_actions(state) if k in API_ACTIONS))
+    actions = allowed_json(allowed_lending_actions(state), row["id"], lending=True)
     return {
         "id": row["id"],
         "our_request_id": f"LR-{row['id']}",

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..core import BorrowingStatus
 from ..core.lending import LendingStatus
+from ..core.form_rules import FINDABLE_BY
 from ..core.rota import EntryState
 from .errors import CODES
 from .fields import AGENCY_PATTERN, FIELDS, KEY_PATTERN, REQUIRED, text_pattern
@@ -27,6 +28,19 @@ NULLABLE_STRING = {"type": ["string", "null"]}
 DATETIME = {"type": ["string", "null"], "format": "date-time"}
 STATUSES = [s.value for s in BorrowingStatus]
 LENDING_STATUSES = [s.value for s in LendingStatus]
+
+
+FORM_RULES = ("a title, title_of_component or an identifier is required; the pickup location must be one of "
+              "the configured list (if any); needed_by may not be in the past; maximum_fee needs currency and "
+              "willing_to_pay (422 naming the field otherwise)")
+
+
+def _findable() -> list[dict[str, Any]]:
+    """Something to find the item by (core.form_rules.FINDABLE_BY): one of these is required."""
+    text = {"type": "string", "pattern": text_pattern(required=True)}
+    return [{"required": [name], "properties": {name: {"type": "array", "minItems": 1}
+                                                if name == "other_identifiers" else text}}
+            for name in FINDABLE_BY]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -276,10 +290,8 @@ def _schemas() -> dict[str, Any]:
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"}, "version": {"type": "integer"},
         **out_fields,
-        "allowed_actions": {"type": "array", "items": {"type": "string"},
-                            "description": "API operations allowed now: action names (receive, return, ...) and "
-                                           "edit, add-note, send-message, move-partner, add-partner, "
-                                           "remove-partner, cancel-partner"},
+        "allowed_actions": {"type": "array", "items": _ref("AllowedAction"),
+                            "description": "the staff actions allowed now, each with how to perform it"},
         "rota": {"type": "array", "items": _ref("RotaEntry")},
         "history": {"type": "array", "items": _ref("HistoryEntry")},
         "parameters": parameters,
@@ -371,7 +383,8 @@ def _schemas() -> dict[str, Any]:
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"}, "version": {"type": "integer"},
         "details": {"type": "object", "description": "what the borrower asked for (its ISO request, parsed)"},
-        "allowed_actions": {"type": "array", "items": {"type": "string"}},
+        "allowed_actions": {"type": "array", "items": _ref("AllowedAction"),
+                            "description": "the staff actions allowed now, each with how to perform it"},
         "history": {"type": "array", "items": _ref("HistoryEntry")},
         "general_messages": {"type": "array", "items": _ref("GeneralMessage")},
         "notes": {"type": "array", "items": _ref("Note")},
@@ -412,9 +425,18 @@ def _schemas() -> dict[str, Any]:
         "BorrowingSummary": summary,
         "BorrowingList": listing,
         "RequestCreate": _obj(create_props, list(REQUIRED),
-                              description="the seed's form fields (snake_case) plus the rota"),
+                              description="the seed's form fields (snake_case) plus the rota; " + FORM_RULES,
+                              anyOf=_findable()),
         "RequestEdit": _obj(edit_props, minProperties=1),
         "RotaOperation": rota_op,
+        "AllowedAction": _obj({
+            "name": {"type": "string", "pattern": "^[a-z]+(-[a-z]+)*$",
+                     "description": "the action's name, as in a 409's `event` and `allowed`"},
+            "method": {"type": "string", "enum": ["POST", "PATCH"]},
+            "href": {"type": "string", "description": "where to send it (POST .../actions/{name} for most)"},
+            "ops": {"type": "array", "items": {"type": "string", "enum": [c["properties"]["op"]["const"] for c in rota_op["oneOf"]]},
+                    "description": "rota actions: the `op` values of the RotaOperation body that perform it"},
+        }, ["name", "method", "href"]),
         "RotaEntry": rota_entry,
         "HistoryEntry": history,
         "GeneralMessage": message,
@@ -426,10 +448,8 @@ def _schemas() -> dict[str, Any]:
                                    "pattern": text_pattern(required=True)}}, ["text"]),
         "PatronRequest": _obj(patron, ["patron_id", "pickup_location"],
                               description="a patron's submission (the OpenURL workform's fields); "
-                                          "a title or title_of_component is required",
-                              anyOf=[{"required": [name], "properties": {name: {
-                                  "type": "string", "pattern": text_pattern(required=True)}}}
-                                  for name in ("title", "title_of_component")]),
+                                          "the form rules apply as to staff: " + FORM_RULES,
+                              anyOf=_findable()),
         "Partner": _obj({
             "agency": {"type": "string"},
             "name": NULLABLE_STRING,

@@ -26,6 +26,7 @@ from ..store.models import (
     received_items_t, rota_entries_t,
 )
 from .fields import details_json
+from .operations import allowed_json
 
 SORTS = {
     "created_at": br.c.created_at,
@@ -272,31 +273,6 @@ def _unfiltered_facets(conn: Connection, top: int) -> dict[str, list[dict[str, A
 
 # --- one request, all tabs ----------------------------------------------------------------------
 
-API_ACTIONS = {
-    # core event key -> the API operation that performs it
-    "edit": "edit",
-    "add_note": "add-note",
-    "send_message": "send-message",
-    "acknowledge": "acknowledge",
-    "status_request": "status-request",
-    "move_partner": "move-partner",
-    "add_partner": "add-partner",
-    "remove_partner": "remove-partner",
-    "cancel_partner": "cancel-partner",
-    "locate": "locate",
-    "cancel": "cancel",
-    "accept_conditions": "accept-condition",
-    "reject_conditions": "reject-condition",
-    "retry": "retry",
-    "skip": "skip",
-    "receive": "receive",
-    "loan_to_patron": "loan-to-patron",
-    "return_by_patron": "return-by-patron",
-    "return_to_partner": "return",
-    "renew": "renew",
-    "close": "close",
-}
-
 
 def history_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -412,7 +388,7 @@ def request_json(conn: Connection, request_id: int, partner_names: dict[str, str
         "updated_at": _iso(row["updated_at"]),
         "version": row["version"],
         **details_json(state.details),
-        "allowed_actions": [API_ACTIONS[k] for k in core_actions if k in API_ACTIONS],
+        "allowed_actions": allowed_json(core_actions, row["id"]),
         "rota": rota_json(row, rota_rows, partner_names),
         "history": [history_json(h) for h in history],
         "parameters": {p["key"]: p["value"] for p in params},

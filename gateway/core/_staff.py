@@ -22,9 +22,12 @@ from .policy import BorrowingPolicy
 from .rota import EntryState, current_index, first_pending
 from .state import (
     STATUS_BOUND, Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry, ItemLocation, Note,
+    ReceivedItem,
 )
 from .statuses import BorrowingStatus as S
 from .transitions import Target, allowed_actions, check_staff
+from .request_fields import SENT
+from .wording import describe_changes
 
 
 def create(event: Create, policy: BorrowingPolicy) -> Decision:
@@ -65,8 +68,26 @@ def _current(step: Step) -> int:
 
 
 def _edit(step: Step, ev: Edit, found: Target) -> None:
-    step.set(details=step.state.details.with_changes(ev.changes))
-    step.transition(found, "edited " + ", ".join(f"{k}={v!r}" for k, v in ev.changes.items()))
+    details = step.state.details.with_changes(ev.changes)  # (an unknown or empty field first)
+    _refuse_unsendable_edit(step, ev)
+    step.set(details=details)
+    step.transition(found, "edited " + describe_changes(ev.changes))
+
+
+def _refuse_unsendable_edit(step: Step, ev: Edit) -> None:
+    """A partner that has (or is being sent) the request would never learn of a change to a field
+    the request carries: ISO 18626 has no message that amends a request (docs/request-fields.md).
+    Such an edit is refused; local fields may still change."""
+    active = step.state.active
+    sent = sorted(name for name, value in ev.changes.items()
+                  if name in SENT and value != getattr(step.state.details, name))
+    if active is None or active.undelivered or not sent:
+        return
+    state = step.state
+    raise IllegalTransition(step.key, state.status.value, allowed_actions(state), (
+        f"{', '.join(sent)} would not reach {active.partner}, which has (or is being sent) the request; "
+        "ISO 18626 has no message to amend a request: cancel the partner to send the changed request to "
+        "the next one, or write to the partner"))
 
 
 def _send_message(step: Step, ev: SendMessage, found: Target) -> None:
@@ -213,6 +234,8 @@ def _receive(step: Step, ev: Receive, found: Target) -> None:
     partner = step.state.rota[_current(step)].partner
     step.send(partner, Action.Received, ev.note)
     step.set(location=ItemLocation.LIBRARY)
+    # Every receive is on the Received items tab: one row per barcode, or one without a barcode.
+    step.received.extend(ReceivedItem(step.at, ev.by, code, ev.note) for code in ev.items or (None,))
     items = f"; items {', '.join(ev.items)}" if ev.items else ""
     step.transition(found, f"received from {partner}{items}")
 

@@ -16,7 +16,8 @@ from gateway.messages.codes import Action, RequestType
 from .policy import BorrowingPolicy
 from .rota import EntryState, current_index, first_pending, update
 from .state import (
-    STATUS_BOUND, Attention, BorrowingState, Decision, GeneralMessage, HistoryEntry, Note, Outgoing, status_flags,
+    STATUS_BOUND, Attention, BorrowingState, Decision, GeneralMessage, HistoryEntry, Note, Outgoing, ReceivedItem,
+    status_flags,
 )
 from .statuses import BorrowingStatus as S
 from .transitions import Outcome, Target, target
@@ -32,6 +33,7 @@ class Step:
         self.history: list[HistoryEntry] = []
         self.messages: list[GeneralMessage] = []
         self.notes: list[Note] = []
+        self.received: list[ReceivedItem] = []
 
     # --- recording ---
 
@@ -72,7 +74,7 @@ class Step:
         if flags != state.flags:
             state = replace(state, flags=flags)
         return Decision(state, self.previous, tuple(self.outgoing), tuple(self.history),
-                        tuple(self.messages), tuple(self.notes))
+                        tuple(self.messages), tuple(self.notes), tuple(self.received))
 
     # --- table targets ---
 

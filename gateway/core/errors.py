@@ -6,7 +6,7 @@ HTTP 409 for staff; InvalidInput (a bad field in a staff form) to HTTP 400 with 
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 
 class BorrowingError(Exception):
@@ -19,9 +19,13 @@ class IllegalTransition(BorrowingError):
         self.status = status
         self.allowed = tuple(allowed)
         self.reason = reason
-        why = f" ({reason})" if reason else ""
-        allowed_text = ", ".join(self.allowed) or "nothing"
-        super().__init__(f"{event} is not allowed in status {status}{why}; allowed: {allowed_text}")
+        super().__init__(self.describe())
+
+    def describe(self, name: Callable[[str], str] = str) -> str:
+        """The refusal as text, each event key shown as `name(key)` (the API's spelling, say)."""
+        why = f" ({self.reason})" if self.reason else ""
+        allowed_text = ", ".join(dict.fromkeys(name(k) for k in self.allowed)) or "nothing"
+        return f"{name(self.event)} is not allowed in status {self.status}{why}; allowed: {allowed_text}"
 
 
 class InvalidInput(BorrowingError):

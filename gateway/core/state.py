@@ -196,6 +196,16 @@ class Note:
 
 
 @dataclass(frozen=True)
+class ReceivedItem:
+    """The "received items" tab: one item staff took in (barcode None: received without one)."""
+
+    at: datetime
+    by: str
+    barcode: str | None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class Decision:
     state: BorrowingState
     previous: BorrowingState | None
@@ -203,6 +213,7 @@ class Decision:
     history: tuple[HistoryEntry, ...] = ()
     messages: tuple[GeneralMessage, ...] = ()
     notes: tuple[Note, ...] = ()
+    received: tuple[ReceivedItem, ...] = ()
 
     @property
     def status(self) -> S:

@@ -24,7 +24,6 @@ from ..core import (
     IllegalTransition,
     InvalidInput,
     Locate,
-    Receive,
     RequestConfirmed,
     RequestDetails,
     SupplierMessage,
@@ -32,7 +31,8 @@ from ..core import (
     choose_rota,
     decide,
 )
-from ..core.events import AddPartner
+from ..core.events import AddPartner, Edit, RetryRequest
+from ..core.wording import describe_changes
 from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime
 from ..messages.peers import conditions_in_note, note_markers, parse_reshare_markers
@@ -78,7 +78,6 @@ def _write_decision(
     now: datetime,
     raw_message_id: int | None = None,
     extra: dict[str, Any] | None = None,
-    received_items: tuple[str, ...] = (),
 ) -> None:
     request_id = row["id"]
     state = decision.state
@@ -90,7 +89,7 @@ def _write_decision(
         raise Conflict(f"borrowing request {request_id} changed under us")
     if decision.rota_changed:
         rows.replace_rota(conn, request_id, state, ctx.policy)
-    _write_children(conn, ctx, request_id, row["external_id"], extra, decision, now, raw_message_id, received_items)
+    _write_children(conn, ctx, request_id, row["external_id"], extra, decision, now, raw_message_id)
 
 
 def _write_children(
@@ -102,10 +101,9 @@ def _write_children(
     decision: Decision,
     now: datetime,
     raw_message_id: int | None,
-    received_items: tuple[str, ...] = (),
 ) -> None:
     children = ChildRows()
-    children.add(ctx, request_id, external_id, extra, decision, now, raw_message_id, received_items)
+    children.add(ctx, request_id, external_id, extra, decision, now, raw_message_id)
     children.write(conn)
 
 
@@ -121,8 +119,7 @@ class ChildRows:
         self.outbox: list[dict[str, Any]] = []
 
     def add(self, ctx: ServiceContext, request_id: int, external_id: str, extra: dict[str, Any],
-            decision: Decision, now: datetime, raw_message_id: int | None,
-            received_items: tuple[str, ...] = ()) -> None:
+            decision: Decision, now: datetime, raw_message_id: int | None) -> None:
         self.history.extend(rows.history_rows(decision, request_id, raw_message_id))
         actor = decision.history[0].actor if decision.history else None
         self.messages.extend(
@@ -136,8 +133,9 @@ class ChildRows:
             {"request_id": request_id, "created_at": n.at, "actor": n.by, "text": n.text} for n in decision.notes
         )
         self.items.extend(
-            {"request_id": request_id, "barcode": code, "received_at": now, "due_date": decision.state.due_date}
-            for code in received_items
+            {"request_id": request_id, "barcode": item.barcode, "received_at": item.at, "actor": item.by,
+             "note": item.note, "due_date": decision.state.due_date}
+            for item in decision.received
         )
         supplier_ids = extra.get("supplier_request_ids", {})
         for out in decision.outgoing:
@@ -145,6 +143,7 @@ class ChildRows:
             body = encode_outgoing(
                 decision.state, out, ours=ctx.agency, request_id=external_id,
                 supplier_request_id=supplier_ids.get(out.partner), now=now, version=partner.version,
+                copyright_compliance=ctx.copyright_compliance,
             )
             self.outbox.append({"partner_agency": out.partner, "partner_url": partner.url, "kind": out.kind,
                                 "body": body, "now": now, "request_id": request_id})
@@ -166,6 +165,7 @@ def create_step(ctx: ServiceContext, details: RequestDetails, partners: tuple[st
         template = choose_rota(ctx.rota_templates, details)
         partners = template.partners if template else ()
     ctx.check_partners(partners)
+    ctx.form_rules.check(details, today=now.date())
 
     def step(conn: Connection) -> StepResult:
         decision = decide(None, Create(at=now, by=actor, details=details, partners=tuple(partners)), ctx.policy)
@@ -196,8 +196,9 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
         if isinstance(ev, Locate):
             ctx.check_partners(ev.default_rota)
         decision = decide(state, ev, ctx.policy)
-        items = ev.items if isinstance(ev, Receive) else ()
-        _write_decision(conn, ctx, row, decision, now=now, received_items=items)
+        if isinstance(ev, (Edit, RetryRequest)) and ev.changes:  # (a refused action is a 409 first)
+            ctx.form_rules.check(decision.state.details, today=now.date(), changed=ev.changes)
+        _write_decision(conn, ctx, row, decision, now=now)
         return StepResult(request_id, decision.state, decision)
 
     return step
@@ -514,7 +515,7 @@ def parameters_step(request_id: int, values: dict[str, str | None], actor: str,
         queries.insert_history(conn, {
             "request_id": request_id, "at": now, "actor": actor, "event": "set_parameters",
             "from_status": row["status"], "to_status": row["status"],
-            "detail": {"text": ", ".join(f"{k}={v}" for k, v in values.items())},
+            "detail": {"text": "parameters " + describe_changes(values, cleared="removed")},
         })
         found = conn.execute(select(table.c.key, table.c.value).where(table.c.request_id == request_id))
         return {k: v for k, v in found}

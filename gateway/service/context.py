@@ -8,6 +8,8 @@ from typing import Any
 
 from ..config import Config, Partner
 from ..core import BorrowingPolicy, InvalidInput
+from ..core.form_rules import FormRules
+from .outgoing import DEFAULT_COPYRIGHT_COMPLIANCE
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,8 @@ class ServiceContext:
     partners: dict[str, Partner]
     policy: BorrowingPolicy = field(default_factory=BorrowingPolicy)
     rota_templates: tuple[dict[str, Any], ...] = ()
+    form_rules: FormRules = field(default_factory=FormRules)
+    copyright_compliance: str = DEFAULT_COPYRIGHT_COMPLIANCE
 
     @classmethod
     def from_config(cls, config: Config) -> "ServiceContext":
@@ -28,7 +32,11 @@ class ServiceContext:
             grace=timedelta(hours=float(raw.get("grace_hours", 24))),
             deadlines={a: p.response_deadline for a, p in config.partners.items() if p.response_deadline},
         )
-        return cls(config.agency, dict(config.partners), policy, tuple(config.rota_templates))
+        # `[intake] pickup_locations` is the library's list for staff and patrons alike.
+        pickups = tuple(str(x) for x in config.raw.get("intake", {}).get("pickup_locations", []))
+        copyright_code = str(config.raw.get("requests", {}).get("copyright_compliance", DEFAULT_COPYRIGHT_COMPLIANCE))
+        return cls(config.agency, dict(config.partners), policy, tuple(config.rota_templates), FormRules(pickups),
+                   copyright_code)
 
     def partner(self, agency: str) -> Partner:
         try:

@@ -1,7 +1,8 @@
 """Build the ISO 18626 messages the borrowing core asks for, from the request's state.
 
 Every message goes through `encode`, so it validates against our schema for the partner's
-version before it reaches the outbox.
+version before it reaches the outbox. Which form field becomes which element (per version), and
+which fields stay local and why: docs/request-fields.md (`core.request_fields` lists both sets).
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from datetime import datetime
 from ..core import BorrowingState, Outgoing
 from ..messages import Version, encode, model
 from ..messages.codes import RequestType
+
+# serviceInfo/copyrightCompliance when staff agreed to the copyright terms: the code of the
+# CopyrightComplianceList that says which terms (config `[requests] copyright_compliance`).
+DEFAULT_COPYRIGHT_COMPLIANCE = "Other"
+LIBRARY_USE_ONLY = "LibraryUseOnly"  # LoanConditionList: the reading-room-only flag
 
 AgencyId = model.AgencyId
 
@@ -48,14 +54,16 @@ def build_request(
     request_id: str,
     now: datetime,
     version: Version,
+    copyright_compliance: str = DEFAULT_COPYRIGHT_COMPLIANCE,
 ) -> model.Request:
     d = state.details
+    v2021 = version is Version.V2021
     publication = None
     if d.publisher or d.publication_date:
         publication = model.PublicationInfo(publisher=d.publisher, publication_date=d.publication_date)
     billing = None
-    if d.maximum_fee is not None:
-        billing = model.BillingInfo(maximum_costs=model.Costs(model.SchemeValue(d.currency or "USD"), d.maximum_fee))
+    if d.maximum_fee is not None and d.currency and d.willing_to_pay:  # the form rules ask for all three
+        billing = model.BillingInfo(maximum_costs=model.Costs(model.SchemeValue(d.currency), d.maximum_fee))
     note = "\n".join(part for part in (d.request_note, out.note) if part) or None
     return model.Request(
         header=model.RequestHeader(
@@ -74,11 +82,18 @@ def build_request(
             need_before_date=(
                 datetime.combine(d.needed_by, datetime.min.time(), tzinfo=now.tzinfo) if d.needed_by else None
             ),
+            copyright_compliance=model.SchemeValue(copyright_compliance) if d.agree_to_copyright_terms else None,
             any_edition=model.YesNo.Y if d.allow_other_format else None,
+            loan_condition=[model.SchemeValue(LIBRARY_USE_ONLY)] if d.reading_room_only and v2021 else [],
             note=note,
         ),
-        requested_delivery_info=[],
-        patron_info=model.PatronInfo(patron_id=d.requester, surname=d.requester_name),
+        requested_delivery_info=(
+            [model.RequestedDeliveryInfo(delivery_method=model.SchemeValue(d.preferred_send_method))]
+            if d.preferred_send_method and v2021 else []
+        ),
+        # The patron's identity goes to a lender only when the lender needs it (privacy).
+        patron_info=(model.PatronInfo(patron_id=d.requester, surname=d.requester_name)
+                     if d.needs_patron_information else None),
         billing_info=billing,
     )
 
@@ -108,9 +123,11 @@ def encode_outgoing(
     supplier_request_id: str | None,
     now: datetime,
     version: Version,
+    copyright_compliance: str = DEFAULT_COPYRIGHT_COMPLIANCE,
 ) -> bytes:
     if out.kind == "request":
-        message = build_request(state, out, ours=ours, request_id=request_id, now=now, version=version)
+        message = build_request(state, out, ours=ours, request_id=request_id, now=now, version=version,
+                                copyright_compliance=copyright_compliance)
     else:
         message = build_requesting_message(
             out, ours=ours, request_id=request_id, supplier_request_id=supplier_request_id, now=now
