@@ -229,6 +229,7 @@ def _supplier_event(message: model.SupplyingAgencyMessage, now: datetime) -> Sup
         conditions_assumed_agreed=bool(info.note and "#" in info.note
                                        and parse_reshare_markers(info.note).conditions_assumed_agreed),
         received_at=now,
+        timestamp=message.header.timestamp,
     )
 
 

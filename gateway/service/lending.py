@@ -245,7 +245,8 @@ def _apply_requester_message(conn, ctx, policy, message: model.RequestingAgencyM
     if row is None:
         return _refuse("requestingAgencyMessage", "header/requestingAgencyRequestId",
                        f"no lending request {ref!r} from {sender}")
-    event = RequesterMessage(partner=sender, action=message.action, note=message.note, received_at=now)
+    event = RequesterMessage(partner=sender, action=message.action, note=message.note, received_at=now,
+                             timestamp=header.timestamp)
     return _decide_and_write(conn, ctx, policy, row, event, "requestingAgencyMessage", raw_id, now, warnings)
 
 
