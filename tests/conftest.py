@@ -10,14 +10,20 @@
 
 `engine` is an AsyncEngine on a database migrated to head; `db_url` is the URL alone (not migrated),
 for code that opens its own engine (`make_engine(db_url)`).
+
+Leaks: a test fails if, after its own teardown, asyncio tasks of its event loop are still running
+or threads it started are still alive (`_no_leaked_tasks`, `_no_leaked_threads`): such leftovers
+run on into the next test (one deadlocked a run on PostgreSQL). The error names each of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -120,17 +126,58 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
         await eng.dispose()
 
 
+# --- leaks: no task or thread of a test outlives it ---------------------------------------------
+
+LEAK_GRACE = 0.5  # seconds a task or thread cancelled by a teardown gets to finish
+# Threads the event loop owns (its default executor), shut down when the loop closes after us.
+_LOOP_OWNED_THREADS = ("asyncio_",)
+
+
+@pytest.fixture
+async def _no_leaked_tasks() -> AsyncIterator[None]:
+    yield
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    deadline = loop.time() + LEAK_GRACE
+    while leaked := [t for t in asyncio.all_tasks() if t is not me and not t.done()]:
+        if loop.time() >= deadline:
+            for task in leaked:
+                task.cancel()
+            await asyncio.gather(*leaked, return_exceptions=True)
+            pytest.fail("asyncio tasks still running after the test's teardown: "
+                        + "; ".join(f"{t.get_name()} ({t.get_coro()!r})" for t in leaked), pytrace=False)
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    started = [t for t in threading.enumerate()
+               if t not in before and t.is_alive() and not t.name.startswith(_LOOP_OWNED_THREADS)]
+    for thread in started:
+        thread.join(LEAK_GRACE / max(1, len(started)))
+    alive = [t.name for t in started if t.is_alive()]
+    if alive:
+        pytest.fail(f"threads started by the test still alive after its teardown: {', '.join(alive)}",
+                    pytrace=False)
+
+
 # Fixtures that start servers whose background tasks (timer, outbox, writer) use the database.
 _SERVER_FIXTURES = ("aiohttp_client", "aiohttp_server", "aiohttp_raw_server")
 _DATABASE_FIXTURES = ("db_url", "engine")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Set the database up before any server, so that it is torn down after them (teardown runs in
-    reverse): a test written `(aiohttp_client, db_url)` would otherwise drop its PostgreSQL schema
-    while the gateway's timer and outbox still query it, which PostgreSQL can end with 'deadlock
-    detected' in the DROP."""
+    """Order of fixture set-up, whose reverse is the order of teardown:
+    - coroutine tests get the task check first among their fixtures, so that it is torn down last
+      (after the fixtures that stop servers, writers and workers);
+    - the database is set up before any server, so that it is torn down after them: a test written
+      `(aiohttp_client, db_url)` would otherwise drop its PostgreSQL schema while the gateway's
+      timer and outbox still query it, which PostgreSQL can end with 'deadlock detected' in the DROP."""
     for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.fixturenames.insert(0, "_no_leaked_tasks")
         names = getattr(item, "fixturenames", None)
         if not names or "db_url" not in names:
             continue

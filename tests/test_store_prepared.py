@@ -84,8 +84,8 @@ async def test_prepared_insert_skips_duplicates_and_translates_errors(engine):
     dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     key = {"direction": "in", "partner_agency": "ISIL:P", "kind": "request", "requesting_agency": "ISIL:R",
            "requesting_agency_request_id": "R-1", "message_timestamp": "2026-01-01T00:00:00Z",
-           "body_sha256": "0" * 64}
-    row = {**key, "body": b"<x/>", "received_at": datetime(2026, 1, 1, tzinfo=UTC), "confirmation": None}
+           "content_sha256": "0" * 64}
+    row = {**key, "body": b"<x/>", "body_sha256": "1" * 64, "received_at": datetime(2026, 1, 1, tzinfo=UTC), "confirmation": None}
     if_new = Prepared(dialect_insert(raw_messages_t).on_conflict_do_nothing(), tuple(row))
     plain = Prepared(insert(raw_messages_t), tuple(row))
     async with db.begin_write(engine) as conn:

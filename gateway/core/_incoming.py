@@ -1,8 +1,10 @@
 """Incoming supplyingAgencyMessages (DESIGN §4, PEERS §1).
 
 Order of checks: the sender must be the current rota partner (else only a Notification, or the
-answer to a Cancel we sent when leaving it, is recorded); then the table decides; a key the
-table lacks is either out of order (recorded, no error) or illegal (refused).
+answer to a Cancel we sent when leaving it, is recorded); a message that would change the request
+but was written before the partner's latest message that did is stale (recorded, no error); then
+the table decides; a key the table lacks is either out of order (recorded, no error) or illegal
+(refused). See docs/message-order-and-duplicates.md.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from ._step import Step
 from .errors import IllegalTransition
 from .events import SupplierMessage
 from .policy import BorrowingPolicy
-from .rota import EntryState, current_index, find, index_of
+from .rota import EntryState, RotaEntry, current_index, find, index_of
 from .state import Attention, BorrowingState, Decision, GeneralMessage, ItemLocation
 from .statuses import BorrowingStatus
-from .transitions import is_out_of_order, partner_keys, target
+from .transitions import Outcome, is_out_of_order, partner_keys, target
 
 # Keys of a Notification: its note goes to the general messages.
 _NOTIFICATIONS = ("Notification", "ConditionsAssumedAgreed")
@@ -35,11 +37,12 @@ def handle(state: BorrowingState, msg: SupplierMessage, policy: BorrowingPolicy)
     if i is None or state.rota[i].partner != msg.partner:
         return _from_other_partner(step, msg)
 
-    key, status = msg.key, state.status
+    key, status, entry = msg.key, state.status, state.rota[i]
     found = target(status, key)
+    if found is not Outcome.SAME and is_stale(entry, msg):
+        return _stale(step, msg, entry)
     if msg.is_status_response:
         # Always note what the partner says; apply it only if it moves the request forward.
-        entry = state.rota[i]
         step.set_entry(i, last_status=msg.status or entry.last_status,
                        answered_at=entry.answered_at or msg.received_at)
         if isinstance(found, BorrowingStatus) and found.phase < status.phase:
@@ -50,12 +53,32 @@ def handle(state: BorrowingState, msg: SupplierMessage, policy: BorrowingPolicy)
             return step.finish()
         raise IllegalTransition(key, status.value, partner_keys(status))
 
+    if found is not Outcome.SAME and msg.timestamp is not None:
+        step.set_entry(i, status_timestamp=msg.timestamp)  # not stale: no earlier than the last one
     if key in _NOTIFICATIONS:
         _record_message(step, msg)
     else:
         _update_entry(step, i, msg)
         _apply_effects(step, msg)
     step.transition(found, describe(msg))
+    return step.finish()
+
+
+def is_stale(entry: RotaEntry, msg: SupplierMessage) -> bool:
+    """Written (by the partner's clock) before the partner's latest message that changed the
+    request. Only the partner's own timestamps are compared, so skew between its clock and ours
+    does not matter; equal timestamps are not stale (two messages in the same second)."""
+    return (msg.timestamp is not None and entry.status_timestamp is not None
+            and msg.timestamp < entry.status_timestamp)
+
+
+def _stale(step: Step, msg: SupplierMessage, entry: RotaEntry) -> Decision:
+    if msg.key in _NOTIFICATIONS:
+        _record_message(step, msg)  # the note is still news; only its status effect is stale
+    assert msg.timestamp is not None and entry.status_timestamp is not None
+    step.log(f"{describe(msg)}; stale: written {msg.timestamp.isoformat()}, before the partner's message of "
+             f"{entry.status_timestamp.isoformat()} that set the request's status; no status change",
+             event="stale")
     return step.finish()
 
 

@@ -226,9 +226,12 @@ class SupplierMessage:
     # the loan conditions it sent, taking them as agreed unless we reject them.
     conditions_assumed_agreed: bool = False
     received_at: datetime
+    # The header's timestamp: when the partner wrote the message, by its own clock. Orders the
+    # partner's messages when they arrive out of order (docs/message-order-and-duplicates.md).
+    timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
-        for name in ("received_at", "due_date", "retry_after", "retry_before"):
+        for name in ("received_at", "timestamp", "due_date", "retry_after", "retry_before"):
             _aware(getattr(self, name), name)
 
     @property

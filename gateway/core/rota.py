@@ -47,6 +47,9 @@ class RotaEntry:
     offered_costs: tuple[tuple[Decimal, str], ...] = ()
     retry_after: datetime | None = None
     retry_before: datetime | None = None
+    # Header timestamp of the latest message of this partner that changed the request: an
+    # older one arriving later is stale (docs/message-order-and-duplicates.md).
+    status_timestamp: datetime | None = None
 
     @property
     def is_current(self) -> bool:

@@ -35,6 +35,7 @@ from ..core.events import AddPartner, Edit, RetryRequest
 from ..core.wording import describe_changes
 from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime
+from ..messages.identity import content_sha256
 from ..messages.peers import conditions_in_note, note_markers, parse_reshare_markers
 from ..store import queries
 from ..store.models import general_messages_t, notes_t, received_items_t
@@ -230,6 +231,7 @@ def _supplier_event(message: model.SupplyingAgencyMessage, now: datetime) -> Sup
         conditions_assumed_agreed=bool(info.note and "#" in info.note
                                        and parse_reshare_markers(info.note).conditions_assumed_agreed),
         received_at=now,
+        timestamp=message.header.timestamp,
     )
 
 
@@ -252,9 +254,10 @@ class SupplierMessageStep:
         self.inbound, self.message, self.body, self.now, self.warnings = inbound, message, body, now, warnings
         self.sender, self.requester = str(header.supplying_agency_id), str(header.requesting_agency_id)
         self.request_ref = header.requesting_agency_request_id
-        self.key = queries.MessageKey.of(
-            body, direction="in", partner_agency=self.sender, kind=inbound.kind, requesting_agency=self.requester,
+        self.key = queries.MessageKey(
+            direction="in", partner_agency=self.sender, kind=inbound.kind, requesting_agency=self.requester,
             requesting_agency_request_id=self.request_ref, message_timestamp=format_datetime(header.timestamp),
+            content_sha256=content_sha256(inbound.root),
         )
         self.run_many = batch.run_many
 

@@ -20,6 +20,7 @@ from ..core.lending import (
 from ..messages import ErrorType, Fault, Inbound, answer, encode, model
 from ..messages.peers import alma_messages, note_markers
 from ..messages.codec import format_datetime
+from ..messages.identity import content_sha256
 from ..messages.codes import RequestType
 from ..store import queries
 from ..store.models import general_messages_t, lending_requests_t, notes_t
@@ -144,13 +145,13 @@ def _refuse(kind: str, path: str, text: str) -> list[Fault]:
     return [Fault(ErrorType.UnrecognisedDataValue, f"/ISO18626Message/{kind}/{path}: {text}")]
 
 
-def _key(inbound: Inbound, body: bytes, sender: str) -> queries.MessageKey:
+def _key(inbound: Inbound, sender: str) -> queries.MessageKey:
     header = inbound.message.header
-    return queries.MessageKey.of(
-        body, direction="in", partner_agency=sender, kind=inbound.kind,
+    return queries.MessageKey(
+        direction="in", partner_agency=sender, kind=inbound.kind,
         requesting_agency=str(header.requesting_agency_id),
         requesting_agency_request_id=header.requesting_agency_request_id,
-        message_timestamp=format_datetime(header.timestamp),
+        message_timestamp=format_datetime(header.timestamp), content_sha256=content_sha256(inbound.root),
     )
 
 
@@ -161,7 +162,7 @@ def inbound_step(ctx: ServiceContext, policy: LendingPolicy, inbound: Inbound, b
     sender = str(header.requesting_agency_id)
 
     def step(conn: Connection) -> bytes:
-        key = _key(inbound, body, sender)
+        key = _key(inbound, sender)
         duplicate = queries.find_raw_message(conn, key)
         if duplicate is not None and duplicate["confirmation"] is not None:
             return duplicate["confirmation"]
@@ -245,7 +246,8 @@ def _apply_requester_message(conn, ctx, policy, message: model.RequestingAgencyM
     if row is None:
         return _refuse("requestingAgencyMessage", "header/requestingAgencyRequestId",
                        f"no lending request {ref!r} from {sender}")
-    event = RequesterMessage(partner=sender, action=message.action, note=message.note, received_at=now)
+    event = RequesterMessage(partner=sender, action=message.action, note=message.note, received_at=now,
+                             timestamp=header.timestamp)
     return _decide_and_write(conn, ctx, policy, row, event, "requestingAgencyMessage", raw_id, now, warnings)
 
 

@@ -206,12 +206,15 @@ class Writer:
         self._sync_engine = make_sync_engine(engine.url) if is_sqlite(engine) else None
         self._inline = self._sync_engine is not None and not sqlite_thread
         self._thread = ThreadPoolExecutor(1, "gateway-writer") if self._sync_engine is not None and sqlite_thread else None
-        self._checkpointer = _Checkpointer(self._sync_engine) if self._sync_engine is not None else None
+        self._checkpointer: _Checkpointer | None = None  # its thread starts with the writer, in start()
         self._connection: Connection | None = None  # SQLite: kept across batches (see _transaction)
         self.batches = 0  # for tests and benchmarks
         self.steps = 0
 
     async def start(self) -> None:
+        # A writer that is made but never started (or closed) must leave no thread behind.
+        if self._sync_engine is not None and self._checkpointer is None:
+            self._checkpointer = _Checkpointer(self._sync_engine)
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="gateway-writer")
 

@@ -268,9 +268,11 @@ class RawMessage(Base):
     """Every ISO 18626 message in or out, verbatim, with the confirmation that answered it.
 
     The idempotency key: a message received twice (same sender, kind, request id, timestamp and
-    body) is the same message. For `direction='in'` the partner is the sender; for `'out'` the
-    recipient. NULLs in the key (a message too broken to tell) never collide, which is right:
-    such messages cause no transition.
+    content) is the same message. The content is the SHA-256 of the message's canonical form
+    (`gateway.messages.identity`), so a copy that differs only in indentation or serialisation
+    is a duplicate, and one that differs in any value is not. For `direction='in'` the partner
+    is the sender; for `'out'` the recipient. NULLs in the key (a message too broken to tell)
+    never collide, which is right: such messages cause no transition.
     """
 
     __tablename__ = "raw_messages"
@@ -282,7 +284,7 @@ class RawMessage(Base):
             "requesting_agency",
             "requesting_agency_request_id",
             "message_timestamp",
-            "body_sha256",
+            "content_sha256",
             name="uq_raw_messages_idempotency",
         ),
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
@@ -298,7 +300,8 @@ class RawMessage(Base):
     requesting_agency_request_id: Mapped[str | None] = mapped_column(String(200))
     message_timestamp: Mapped[str | None] = mapped_column(String(64))  # as written in the header
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    body_sha256: Mapped[str] = mapped_column(String(64))  # hex
+    body_sha256: Mapped[str] = mapped_column(String(64))  # hex, of the bytes as they were
+    content_sha256: Mapped[str] = mapped_column(String(64))  # hex, of the canonical form (the key)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)  # or sent at, for 'out'
     confirmation: Mapped[bytes | None] = mapped_column(LargeBinary)
 

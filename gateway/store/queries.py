@@ -293,6 +293,8 @@ class MessageKey:
     """The idempotency key of a raw message (the unique key of `raw_messages`).
 
     `partner_agency` is the sender for `direction="in"` and the recipient for `"out"`.
+    `content_sha256` stands for the message's meaning, not its bytes: the caller computes it
+    (`gateway.messages.identity.content_sha256`); the store only compares it.
     """
 
     direction: str
@@ -301,14 +303,7 @@ class MessageKey:
     requesting_agency: str | None
     requesting_agency_request_id: str | None
     message_timestamp: str | None
-    body_sha256: str
-
-    @classmethod
-    def of(cls, body: bytes, *, direction: str, partner_agency: str | None, kind: str | None,
-           requesting_agency: str | None, requesting_agency_request_id: str | None,
-           message_timestamp: str | None) -> MessageKey:
-        return cls(direction, partner_agency, kind, requesting_agency,
-                   requesting_agency_request_id, message_timestamp, body_sha256(body))
+    content_sha256: str
 
     def as_values(self) -> Row:
         return {
@@ -318,7 +313,7 @@ class MessageKey:
             "requesting_agency": self.requesting_agency,
             "requesting_agency_request_id": self.requesting_agency_request_id,
             "message_timestamp": self.message_timestamp,
-            "body_sha256": self.body_sha256,
+            "content_sha256": self.content_sha256,
         }
 
 
@@ -335,11 +330,11 @@ def find_raw_message(conn: Connection, key: MessageKey) -> Row | None:
 
 _FIND_RAW = select(_raw).where(*(_raw.c[name] == bindparam(name) for name in (
     "direction", "partner_agency", "kind", "requesting_agency", "requesting_agency_request_id",
-    "message_timestamp", "body_sha256")))
+    "message_timestamp", "content_sha256")))
 
 
 _KEY_COLUMNS = ("direction", "partner_agency", "kind", "requesting_agency", "requesting_agency_request_id",
-                "message_timestamp", "body_sha256")  # the fields of MessageKey, in order
+                "message_timestamp", "content_sha256")  # the fields of MessageKey, in order
 
 
 def insert_raw_messages(conn: Connection, messages: Sequence[tuple[MessageKey, bytes, datetime, bytes | None]]
@@ -366,14 +361,12 @@ def _insert_raws_stmt(dialect: str) -> Any:
 
 
 _INSERT_RAW_IF_NEW = Prepared(sqlite.insert(_raw).on_conflict_do_nothing(), (
-    *_KEY_COLUMNS, "body", "received_at", "confirmation"))
+    *_KEY_COLUMNS, "body", "body_sha256", "received_at", "confirmation"))
 
 
 def _raw_values(key: MessageKey, body: bytes, received_at: datetime,
                 confirmation: bytes | None) -> Row:
-    if body_sha256(body) != key.body_sha256:
-        raise ValueError("MessageKey.body_sha256 does not match the body")
-    return {**key.as_values(), "body": body, "received_at": received_at,
+    return {**key.as_values(), "body": body, "body_sha256": body_sha256(body), "received_at": received_at,
             "confirmation": confirmation}
 
 

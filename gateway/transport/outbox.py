@@ -61,6 +61,7 @@ from ..config import Partner
 from ..core import DeliveryFailed, RequestConfirmed
 from ..messages import MessageError, decode
 from ..messages.codec import format_datetime
+from ..messages.identity import content_sha256
 from ..service.borrowing import event_step
 from ..service.writer import Conflict
 from ..store import queries
@@ -123,20 +124,23 @@ class _Sent:
     request_ref: str | None = None
     timestamp: str | None = None
     action: Any = None  # messages.Action of a requestingAgencyMessage
+    content_sha256: str | None = None  # of the canonical form (the duplicate key's content part)
 
     @classmethod
     def of(cls, body: bytes) -> _Sent:
         try:
-            message = decode(body).message
+            inbound = decode(body)
         except MessageError:
             log.warning("an outbox message does not decode; it is kept without its header fields")
             return cls()
+        message = inbound.message
         header = message.header
         return cls(
             requesting_agency=str(header.requesting_agency_id) if header.requesting_agency_id else None,
             request_ref=header.requesting_agency_request_id,
             timestamp=format_datetime(header.timestamp) if header.timestamp else None,
             action=getattr(message, "action", None),
+            content_sha256=content_sha256(inbound.root),
         )
 
 
@@ -509,10 +513,11 @@ class OutboxWorker:
 
     @staticmethod
     def _store_raw(conn: Connection, row: Row, sent: _Sent, confirmation: bytes, now: datetime) -> int:
-        key = queries.MessageKey.of(
-            row["body"], direction="out", partner_agency=row["partner_agency"], kind=row["kind"],
+        key = queries.MessageKey(
+            direction="out", partner_agency=row["partner_agency"], kind=row["kind"],
             requesting_agency=sent.requesting_agency, requesting_agency_request_id=sent.request_ref,
             message_timestamp=sent.timestamp,
+            content_sha256=sent.content_sha256 or queries.body_sha256(row["body"]),
         )
         raw_id = queries.insert_raw_message_if_new(conn, key, row["body"], received_at=now,
                                                    confirmation=confirmation)

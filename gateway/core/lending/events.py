@@ -48,9 +48,13 @@ class RequesterMessage:
     action: Action
     note: str | None = None
     received_at: datetime
+    # The header's timestamp (the borrower's clock): orders its messages when they arrive out of
+    # order (docs/message-order-and-duplicates.md).
+    timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
         _aware(self.received_at, "received_at")
+        _aware(self.timestamp, "timestamp")
 
     @property
     def at(self) -> datetime:

@@ -192,8 +192,13 @@ def _requester_message(state: LendingState, msg: RequesterMessage) -> LendingDec
     key = msg.key
     step = _Step(state, actor=msg.partner, at=msg.received_at, key=key)
     found = borrower_target(state.status, key)
+    changes = found not in (O.SAME, O.ANSWER_STATUS)  # None too: it would be refused or late
+    if changes and _is_stale(state, msg):
+        return _stale(step, state, msg)
     if found is None:
         return _late_or_refused(step, state, key, _with(msg.action.value, msg.note))
+    if changes and msg.timestamp is not None:
+        step.set(borrower_timestamp=msg.timestamp)  # not stale: no earlier than the last one
     if msg.action is Action.Notification:
         if msg.note:
             step.messages.append(GeneralMessage(msg.received_at, msg.partner, "in", msg.note))
@@ -207,6 +212,24 @@ def _requester_message(state: LendingState, msg: RequesterMessage) -> LendingDec
         return step.finish()
     _BORROWER_EFFECTS.get(msg.action.value, _nothing)(step, msg)
     _apply(step, found, _with(msg.action.value, msg.note))
+    return step.finish()
+
+
+def _is_stale(state: LendingState, msg: RequesterMessage) -> bool:
+    """Written (by the borrower's clock) before its latest message that changed the request.
+    Only the borrower's own timestamps are compared, so clock skew does not matter; equal
+    timestamps are not stale."""
+    return (msg.timestamp is not None and state.borrower_timestamp is not None
+            and msg.timestamp < state.borrower_timestamp)
+
+
+def _stale(step: _Step, state: LendingState, msg: RequesterMessage) -> LendingDecision:
+    if msg.action is Action.Notification and msg.note:
+        step.messages.append(GeneralMessage(msg.received_at, msg.partner, "in", msg.note))
+    assert msg.timestamp is not None and state.borrower_timestamp is not None
+    step.log(_with(f"{msg.action.value}; stale: written {msg.timestamp.isoformat()}, before the borrower's "
+                   f"message of {state.borrower_timestamp.isoformat()} that changed the request; ignored",
+                   msg.note), event="stale")
     return step.finish()
 
 

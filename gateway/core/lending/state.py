@@ -103,6 +103,9 @@ class LendingState:
     shipped_at: datetime | None = None
     borrower_received_at: datetime | None = None  # the borrower's Received
     return_shipped_at: datetime | None = None  # the borrower's ShippedReturn
+    # Header timestamp of the borrower's latest message that changed the request: an older one
+    # arriving later is stale (docs/message-order-and-duplicates.md).
+    borrower_timestamp: datetime | None = None
     flags: frozenset[LendingAttention] = frozenset()
 
     @property

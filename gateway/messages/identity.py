@@ -1,0 +1,30 @@
+"""What makes two ISO 18626 messages the same message: a digest of their canonical form.
+
+A partner that repeats a message may not repeat its bytes (another serialiser, a proxy that
+re-indents, a different encoding); the duplicate key therefore hashes the message's canonical
+form instead of its bytes (docs/message-order-and-duplicates.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+from lxml import etree
+
+
+def canonical_form(root: etree._Element) -> bytes:
+    """Canonical XML 1.0 (no comments) of the message, after dropping whitespace-only text
+    between elements (indentation). Text content is kept as it is. `root` is not changed."""
+    tree = copy.deepcopy(root)
+    for element in tree.iter():
+        if len(element) and element.text is not None and not element.text.strip():
+            element.text = None
+        if element.tail is not None and not element.tail.strip():
+            element.tail = None
+    return etree.tostring(tree, method="c14n", with_comments=False)
+
+
+def content_sha256(root: etree._Element) -> str:
+    """Hex SHA-256 of `canonical_form(root)`: the content part of a message's duplicate key."""
+    return hashlib.sha256(canonical_form(root)).hexdigest()
