@@ -10,8 +10,8 @@ import pytest
 from gateway.core import (
     AddPartner, Attention, BorrowingPolicy, BorrowingStatus, CancelPartner, Create, DeliveryFailed,
     EntryState, IllegalTransition, InvalidInput, Locate, MoveDown, MoveSelected, MoveUp, RemovePartner,
-    RequestConfirmed, RequestDetails, RotaEntry, RotaTemplate, SupplierMessage, Tick, choose_rota, decide,
-    next_deadline,
+    RequestConfirmed, RequestDetails, RotaEntry, RotaTemplate, SupplierMessage, Tick, allowed_actions, choose_rota,
+    decide, next_deadline,
 )
 from gateway.core import rota as rota_ops
 from gateway.messages.codes import Action, ReasonForMessage as R, Status, YesNo
@@ -309,3 +309,42 @@ def test_policy_is_validated():
         BorrowingPolicy(end_of_rota="forever")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         BorrowingPolicy(deadline=timedelta(0))
+
+
+# --- moves that change nothing, staff leaving the last partner (issue: hardening) -------------------
+
+
+def test_a_move_that_changes_nothing_is_refused_and_records_nothing():
+    run = Run(A, B, C)
+    before = run.state
+    for event, why in ((MoveUp(at=at(1), partner=A), "already first"),
+                       (MoveDown(at=at(1), partner=C), "already last"),
+                       (MoveSelected(at=at(1), partners=(B, C), position=1), "already start at position 2")):
+        with pytest.raises(InvalidInput) as caught:
+            run(event)
+        assert caught.value.field == "partner" and why in str(caught.value)
+    assert run.state is before and len(run.decisions) == 1
+
+
+def test_move_selected_refuses_a_partner_selected_twice():
+    run = Run(A, B, C)
+    with pytest.raises(InvalidInput) as caught:
+        run(MoveSelected(at=at(1), partners=(C, C), position=0))
+    assert "selected twice" in str(caught.value) and run.order() == [A, B, C]
+    with pytest.raises(InvalidInput):
+        rota_ops.move_selected(run.state.rota, [A, A], 1)
+
+
+@pytest.mark.parametrize("end_of_rota", ["expire", "review"])
+def test_staff_cancelling_the_last_partner_leaves_the_request_for_another(end_of_rota):
+    run = Run(A, policy=BorrowingPolicy(end_of_rota=end_of_rota))
+    run(RequestConfirmed(partner=A, now=at(1)))
+    decision = run(CancelPartner(at=at(10), note="wrong edition"))
+    assert run.status is S.REJECTED_BY_PARTNER and run.state.needs_attention
+    assert decision.flags_set == {Attention.ROTA_EXHAUSTED}
+    assert [(o.partner, o.action) for o in decision.outgoing] == [(A, Action.Cancel)]
+    assert {"add_partner", "locate", "cancel"} <= set(allowed_actions(run.state))
+    run(AddPartner(at=at(11), partner=B))
+    decision = run(Locate(at=at(12)))
+    assert run.status is S.READY_TO_SEND and [o.partner for o in decision.outgoing] == [B]
+    assert not run.state.flags

@@ -106,8 +106,19 @@ def _move(step: Step, ev: MoveUp | MoveDown | MoveSelected, found: Target) -> No
     else:
         rota = rota_ops.move_selected(rota, ev.partners, ev.position)
         what = f"moved {', '.join(ev.partners)} to position {ev.position + 1}"
+    if [e.partner for e in rota] == [e.partner for e in step.state.rota]:
+        # A move that leaves the order as it was is refused, not recorded as a move.
+        raise InvalidInput("partner", f"the rota would not change: {_no_move(ev)}")
     step.set(rota=rota)
     step.transition(found, f"rota: {what}")
+
+
+def _no_move(ev: MoveUp | MoveDown | MoveSelected) -> str:
+    if isinstance(ev, MoveUp):
+        return f"{ev.partner} is already first"
+    if isinstance(ev, MoveDown):
+        return f"{ev.partner} is already last"
+    return f"{', '.join(ev.partners)} already start at position {ev.position + 1}"
 
 
 def _add_partner(step: Step, ev: AddPartner, found: Target) -> None:

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     SAME = "same"
     FIRST_PARTNER = "first_partner"
     NEXT_PARTNER = "next_partner"
+    STAFF_LEFT_PARTNER = "staff_left_partner"
     PARTNER_CANCELLED = "partner_cancelled"
     UNDELIVERED = "undelivered"
     LOCATE = "locate"
@@ -44,6 +45,9 @@ OUTCOME_TEXT: dict[Outcome, str] = {
     Outcome.FIRST_PARTNER: "CREATED with the request sent to the first partner; LOCATE_FAILED without partners",
     Outcome.NEXT_PARTNER: "REJECTED_BY_PARTNER and the next pending partner gets the request at once; "
     "after the last: EXPIRED, or REJECTED_BY_PARTNER for review (policy end_of_rota)",
+    Outcome.STAFF_LEFT_PARTNER: "REJECTED_BY_PARTNER and the next pending partner gets the request at once; "
+    "after the last: REJECTED_BY_PARTNER for staff to add a partner or locate, needs attention "
+    "(staff chose to leave the partner, so end_of_rota does not apply)",
     Outcome.PARTNER_CANCELLED: "CANCELED_BY_PARTNER, or the next partner (policy on_partner_cancel)",
     Outcome.UNDELIVERED: "next partner (policy on_send_failure); with nobody left, or on hold: "
     "READY_TO_SEND, needs attention",
@@ -59,7 +63,7 @@ OUTCOME_TEXT: dict[Outcome, str] = {
 Target = S | Outcome
 Row = tuple[Iterable[S], str, Target]
 
-SAME, NEXT = Outcome.SAME, Outcome.NEXT_PARTNER
+SAME, NEXT, LEFT = Outcome.SAME, Outcome.NEXT_PARTNER, Outcome.STAFF_LEFT_PARTNER
 WAITING = S.WAITING_FOR_CANCEL_RESPONSE
 HELD = frozenset({S.RECEIVED_PHYSICALLY, S.RETURNED_BY_PATRON, S.RENEWED_BY_PARTNER, S.RENEW_NOT_ACCEPTED, S.OVERDUE})
 BEFORE_RETURN = AWAITING_ANSWER | ANSWERED | SHIPPED | ON_LOAN | {S.RETURNED_TO_PARTNER}
@@ -73,13 +77,13 @@ STAFF_ROWS: tuple[Row, ...] = (
     (BEFORE_SHIPPING, "move_partner", SAME),
     (BEFORE_SHIPPING, "add_partner", SAME),
     (BEFORE_SHIPPING, "remove_partner", SAME),
-    (BEFORE_SHIPPING - {S.LOCATE_FAILED}, "cancel_partner", NEXT),
+    (BEFORE_SHIPPING - {S.LOCATE_FAILED}, "cancel_partner", LEFT),
     ({S.LOCATE_FAILED, S.READY_TO_SEND, S.REJECTED_BY_PARTNER}, "locate", Outcome.LOCATE),
     (BEFORE_SHIPPING, "cancel", Outcome.CANCEL),
     ({S.CONDITIONAL}, "accept_conditions", S.WILL_SUPPLY),
-    ({S.CONDITIONAL}, "reject_conditions", NEXT),
+    ({S.CONDITIONAL}, "reject_conditions", LEFT),
     ({S.RETRY_POSSIBLE}, "retry", S.READY_TO_SEND),
-    ({S.RETRY_POSSIBLE}, "skip", NEXT),
+    ({S.RETRY_POSSIBLE}, "skip", LEFT),
     (SHIPPED, "receive", S.RECEIVED_PHYSICALLY),
     (HELD, "loan_to_patron", S.LOANED_TO_PATRON),
     ({S.RENEW_REQUESTED}, "loan_to_patron", SAME),  # the renew answer decides the status
