@@ -4,7 +4,13 @@ unread incoming general messages."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import update
+
+from gateway.messages.codes import ReasonForMessage, Status
+from gateway.store.models import rota_entries_t
 
 from test_api_support import BR, P1, P2, P3, Clock, error_code, start_api
 
@@ -56,3 +62,79 @@ async def test_cancelling_the_only_partner_leaves_the_request_ready_for_another(
     status, data = await api.action(request["id"], "locate")
     assert status == 200 and data["status"] == "READY_TO_SEND" and data["active_partner"] == P2
     assert not data["needs_attention"]
+
+
+# --- a Cancel the partner never answers ---------------------------------------------------------------
+
+
+async def test_an_unanswered_cancel_needs_attention_and_idle_ticks_write_nothing(db_url, aiohttp_client):
+    clock = Clock()
+    api = await start_api(aiohttp_client, db_url, clock=clock)  # response deadline: 72 hours
+    request = await api.create(partners=[P1])
+    rid = request["id"]
+    await api.confirmed(rid)
+    clock.advance(hours=1)
+    status, data = await api.action(rid, "cancel", {"reason": "patron left"})
+    assert status == 200 and data["status"] == "WAITING_FOR_CANCEL_RESPONSE" and not data["needs_attention"]
+    assert data["rota"][0]["deadline_at"] == (clock.now + timedelta(hours=72)).isoformat()
+    status, refused = await api.action(rid, "treat-as-cancelled")
+    assert status == 409 and "not overdue" in refused["error"]["message"]
+
+    clock.advance(hours=71, minutes=30)  # past the request's own deadline, not the Cancel's
+    assert await api.gateway.borrowing.tick() == []
+    idle = await api.request(rid)
+    assert (idle["version"], idle["updated_at"], idle["history"]) == (data["version"], data["updated_at"],
+                                                                      data["history"])
+
+    clock.advance(hours=1)
+    assert await api.gateway.borrowing.tick() == [rid]
+    flagged = await api.request(rid)
+    assert flagged["status"] == "WAITING_FOR_CANCEL_RESPONSE" and flagged["needs_attention"]
+    assert flagged["attention"] == ["cancel_overdue"] and flagged["rota"][0]["deadline_at"] is None
+    assert {"treat-as-cancelled", "resume-request"} <= set(flagged["allowed_actions"])
+    listed = (await api.get(f"{BR}?needs_attention=true"))[1]["items"]
+    assert [item["id"] for item in listed] == [rid]
+
+    for _ in range(3):  # nothing is due any more: the row is left alone
+        clock.advance(hours=1)
+        assert await api.gateway.borrowing.tick() == []
+    again = await api.request(rid)
+    assert (again["version"], again["updated_at"]) == (flagged["version"], flagged["updated_at"])
+
+    status, done = await api.action(rid, "treat-as-cancelled", {"note": "no answer by phone either"})
+    assert status == 200 and done["status"] == "CANCELED_BY_STAFF" and not done["needs_attention"]
+    assert done["history"][-1]["actor"] == "staff:ann"
+
+
+async def test_staff_resume_a_request_whose_cancel_was_never_answered(db_url, aiohttp_client):
+    clock = Clock()
+    api = await start_api(aiohttp_client, db_url, clock=clock)
+    request = await api.create(partners=[P1])
+    await api.confirmed(request["id"])
+    await api.action(request["id"], "cancel")
+    clock.advance(hours=73)
+    await api.gateway.borrowing.tick()
+    status, data = await api.action(request["id"], "resume-request")
+    assert status == 200 and data["status"] == "REQUEST_SENT" and not data["needs_attention"]
+    assert data["cancel"] is None and data["active_partner"] == P1
+    status, data = await api.action(request["id"], "resume-request")
+    assert status == 409
+
+
+async def test_a_tick_that_changes_nothing_writes_nothing_and_repairs_a_stale_deadline(db_url, aiohttp_client):
+    clock = Clock()
+    api = await start_api(aiohttp_client, db_url, clock=clock)
+    request = await api.create(partners=[P1])
+    await api.confirmed(request["id"])
+    await api.supplier(request, Status.ExpectToSupply, reason=ReasonForMessage.RequestResponse)
+    before = await api.request(request["id"])
+    assert before["status"] == "EXPECTED_TO_SUPPLY" and before["rota"][0]["deadline_at"] is None
+    async with api.gateway.engine.begin() as conn:  # a deadline left behind by an older version
+        await conn.execute(update(rota_entries_t).values(deadline_at=clock.now - timedelta(hours=1)))
+    clock.advance(hours=1)
+    assert await api.gateway.borrowing.tick() == [request["id"]]
+    after = await api.request(request["id"])
+    assert (after["version"], after["updated_at"], after["history"]) == (
+        before["version"], before["updated_at"], before["history"])
+    assert after["rota"][0]["deadline_at"] is None
+    assert await api.gateway.borrowing.tick() == []  # not visited again

@@ -295,6 +295,8 @@ API_ACTIONS = {
     "return_to_partner": "return",
     "renew": "renew",
     "close": "close",
+    "treat_as_cancelled": "treat-as-cancelled",
+    "resume_request": "resume-request",
 }
 
 

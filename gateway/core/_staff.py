@@ -6,6 +6,7 @@ refuses actions illegal in the current status or failing a guard.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from gateway.messages.codes import Action, RequestType
@@ -16,7 +17,8 @@ from .errors import IllegalTransition, InvalidInput
 from .events import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create, Edit,
     LoanToPatron, Locate, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner, Renew,
-    RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner, StaffEvent,
+    ResumeRequest, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner,
+    StaffEvent, TreatAsCancelled,
 )
 from .policy import BorrowingPolicy
 from .rota import EntryState, current_index, first_pending
@@ -205,12 +207,26 @@ def _cancel(step: Step, ev: CancelRequest, found: Target) -> None:
     if active is not None and not active.undelivered:
         note = "; ".join(x for x in (ev.reason, ev.note) if x) or None
         step.send(active.partner, Action.Cancel, note)
-        step.set(previous_status=step.state.status)
+        step.set(previous_status=step.state.status, cancel=replace(info, sent_at=step.at))
         step.go(S.WAITING_FOR_CANCEL_RESPONSE, detail + f"; Cancel sent to {active.partner}")
     else:
         if active is not None:
             step.set_entry(_current(step), state=EntryState.CANCELLED, reason="request cancelled")
         step.go(S.CANCELED_BY_PATRON if ev.by_patron else S.CANCELED_BY_STAFF, detail)
+
+
+def _treat_as_cancelled(step: Step, ev: TreatAsCancelled, found: Target) -> None:
+    i = _current(step)
+    partner = step.state.rota[i].partner
+    step.transition(found, f"no answer from {partner} to our Cancel; treated as cancelled by staff"
+                    + (f": {ev.note}" if ev.note else ""))
+    step.set_entry(i, awaiting_cancel_response=True)  # a late answer is still recorded
+
+
+def _resume_request(step: Step, ev: ResumeRequest, found: Target) -> None:
+    partner = step.state.rota[_current(step)].partner
+    step.transition(found, f"no answer from {partner} to our Cancel; request resumed by staff"
+                    + (f": {ev.note}" if ev.note else ""))
 
 
 def _close(step: Step, ev: Close, found: Target) -> None:
@@ -263,5 +279,5 @@ _HANDLERS: dict[type, Callable[[Step, object, Target], None]] = {
     Locate: _locate, AcceptConditions: _accept_conditions, RejectConditions: _reject_conditions,
     RetryRequest: _retry, SkipPartner: _skip, CancelRequest: _cancel, Close: _close, Receive: _receive,
     LoanToPatron: _loan_to_patron, ReturnByPatron: _return_by_patron, ReturnToPartner: _return_to_partner,
-    Renew: _renew,
+    Renew: _renew, TreatAsCancelled: _treat_as_cancelled, ResumeRequest: _resume_request,
 }

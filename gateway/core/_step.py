@@ -16,7 +16,8 @@ from gateway.messages.codes import Action, RequestType
 from .policy import BorrowingPolicy, EndOfRota
 from .rota import EntryState, current_index, first_pending, update
 from .state import (
-    STATUS_BOUND, Attention, BorrowingState, Decision, GeneralMessage, HistoryEntry, Note, Outgoing, status_flags,
+    STATUS_BOUND, Attention, BorrowingState, Decision, GeneralMessage, HistoryEntry, Note, Outgoing, stale_flags,
+    status_flags,
 )
 from .statuses import BorrowingStatus as S
 from .transitions import Outcome, Target, target
@@ -68,7 +69,7 @@ class Step:
 
     def finish(self) -> Decision:
         state = self.state
-        flags = (state.flags - STATUS_BOUND) | status_flags(state)
+        flags = (state.flags - STATUS_BOUND - stale_flags(state)) | status_flags(state)
         if flags != state.flags:
             state = replace(state, flags=flags)
         return Decision(state, self.previous, tuple(self.outgoing), tuple(self.history),

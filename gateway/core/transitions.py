@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 from .errors import IllegalTransition
 from .rota import first_pending
-from .state import STATUS_BOUND, BorrowingState, ItemLocation
+from .state import STATUS_BOUND, Attention, BorrowingState, ItemLocation
 from .statuses import (
     ALL, ANSWERED, AWAITING_ANSWER, BEFORE_SHIPPING, BETWEEN_PARTNERS, ON_LOAN, OPEN, SHIPPED,
 )
@@ -82,6 +82,9 @@ STAFF_ROWS: tuple[Row, ...] = (
     (BEFORE_SHIPPING, "cancel", Outcome.CANCEL),
     ({S.CONDITIONAL}, "accept_conditions", S.WILL_SUPPLY),
     ({S.CONDITIONAL}, "reject_conditions", LEFT),
+    # The partner never answered our Cancel (its response deadline passed): staff settle it.
+    ({WAITING}, "treat_as_cancelled", Outcome.CANCELED_BY_REQUESTER),
+    ({WAITING}, "resume_request", Outcome.RESTORE),
     ({S.RETRY_POSSIBLE}, "retry", S.READY_TO_SEND),
     ({S.RETRY_POSSIBLE}, "skip", LEFT),
     (SHIPPED, "receive", S.RECEIVED_PHYSICALLY),
@@ -142,6 +145,7 @@ SYSTEM_ROWS: tuple[Row, ...] = (
     (ALL, "message_undelivered", SAME),
     ({S.REQUEST_SENT}, "no_answer", SAME),  # sends StatusRequest, grace starts
     ({S.REQUEST_SENT}, "no_answer_after_grace", NEXT),  # sends Cancel
+    ({WAITING}, "cancel_overdue", SAME),  # flags the request: staff settle the cancel
 )
 
 # A request is born by "create" (there is no status before it).
@@ -235,6 +239,10 @@ def _has_plain_flag(state: BorrowingState) -> bool:
     return bool(state.flags - STATUS_BOUND)
 
 
+def _cancel_overdue(state: BorrowingState) -> bool:
+    return Attention.CANCEL_OVERDUE in state.flags
+
+
 GUARDS: dict[str, tuple[Callable[[BorrowingState], bool], str]] = {
     "send_message": (_has_current, "there is no partner to write to"),
     "status_request": (_has_current, "there is no partner to ask"),
@@ -248,6 +256,8 @@ GUARDS: dict[str, tuple[Callable[[BorrowingState], bool], str]] = {
     "renew": (_is_loan, "only a loan can be renewed"),
     "close": (_is_copy, "only a copy can be closed; a loan is completed by the lender"),
     "acknowledge": (_has_plain_flag, "no flag to acknowledge"),
+    "treat_as_cancelled": (_cancel_overdue, "the partner's answer to the Cancel is not overdue yet"),
+    "resume_request": (_cancel_overdue, "the partner's answer to the Cancel is not overdue yet"),
 }
 
 

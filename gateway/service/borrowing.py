@@ -88,7 +88,7 @@ def _write_decision(
     changed = {name: value for name, value in columns.items() if row.get(name) != value}
     if not queries.update_request(conn, request_id, row["version"], changed, now=now):
         raise Conflict(f"borrowing request {request_id} changed under us")
-    if decision.rota_changed:
+    if decision.rota_changed or rows.deadline_moved(decision.previous, state, ctx.policy):
         rows.replace_rota(conn, request_id, state, ctx.policy)
     _write_children(conn, ctx, request_id, row["external_id"], extra, decision, now, raw_message_id, received_items)
 
@@ -196,6 +196,11 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
         if isinstance(ev, Locate):
             ctx.check_partners(ev.default_rota)
         decision = decide(state, ev, ctx.policy)
+        if decision.changes_nothing:
+            # No write, so the row keeps its version and updated_at; only a deadline stored by an
+            # older version that no longer holds is put right, or the timer would come back.
+            rows.refresh_deadline(conn, request_id, state, ctx.policy)
+            return StepResult(request_id, decision.state, decision)
         items = ev.items if isinstance(ev, Receive) else ()
         _write_decision(conn, ctx, row, decision, now=now, received_items=items)
         return StepResult(request_id, decision.state, decision)
@@ -406,7 +411,8 @@ class SupplierMessages:
                 values = rows.status_columns(after.state, {**after.extra, "state": state_json})
                 if after.state.details != before.state.details:
                     values.update(rows.detail_columns(after.state.details))
-                if after.state.rota != before.state.rota:
+                if after.state.rota != before.state.rota or rows.deadline_moved(before.state, after.state,
+                                                                                 self.ctx.policy):
                     rotas[after.id] = (before.state, after.state)
             updates.append(queries.RequestUpdate(after.id, before.version, after.version, values, now))
         if not queries.update_requests(conn, updates):
