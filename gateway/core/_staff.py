@@ -16,14 +16,15 @@ from ._step import Step
 from .errors import IllegalTransition, InvalidInput
 from .events import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create, Edit,
-    LoanToPatron, Locate, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner, Renew,
-    ResumeRequest, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner,
+    LoanToPatron, Locate, MarkMessagesRead, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner,
+    Renew, ResumeRequest, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner,
     StaffEvent, TreatAsCancelled,
 )
 from .policy import BorrowingPolicy
 from .rota import EntryState, current_index, first_pending
 from .state import (
-    STATUS_BOUND, Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry, ItemLocation, Note,
+    CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry,
+    ItemLocation, Note,
 )
 from .statuses import BorrowingStatus as S
 from .transitions import Target, allowed_actions, check_staff
@@ -84,10 +85,15 @@ def _add_note(step: Step, ev: AddNote, found: Target) -> None:
 
 
 def _acknowledge(step: Step, ev: Acknowledge, found: Target) -> None:
-    if ev.flag in STATUS_BOUND or ev.flag not in step.state.flags:
+    if ev.flag in STATUS_BOUND | CLEARED_BY_ACTION or ev.flag not in step.state.flags:
         raise InvalidInput("flag", f"{ev.flag.value} is not a flag staff can clear now")
     step.flag(ev.flag, False)
     step.transition(found, f"acknowledged {ev.flag.value}")
+
+
+def _mark_messages_read(step: Step, ev: MarkMessagesRead, found: Target) -> None:
+    step.flag(Attention.MESSAGE_UNREAD, False)
+    step.transition(found, "general messages marked read")
 
 
 def _status_request(step: Step, ev: SendStatusRequest, found: Target) -> None:
@@ -279,5 +285,6 @@ _HANDLERS: dict[type, Callable[[Step, object, Target], None]] = {
     Locate: _locate, AcceptConditions: _accept_conditions, RejectConditions: _reject_conditions,
     RetryRequest: _retry, SkipPartner: _skip, CancelRequest: _cancel, Close: _close, Receive: _receive,
     LoanToPatron: _loan_to_patron, ReturnByPatron: _return_by_patron, ReturnToPartner: _return_to_partner,
-    Renew: _renew, TreatAsCancelled: _treat_as_cancelled, ResumeRequest: _resume_request,
+    Renew: _renew, MarkMessagesRead: _mark_messages_read, TreatAsCancelled: _treat_as_cancelled,
+    ResumeRequest: _resume_request,
 }

@@ -196,6 +196,13 @@ class Locate(StaffEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MarkMessagesRead(StaffEvent):
+    """Staff have read the partner's general messages: they are no longer unread."""
+
+    key: ClassVar[str] = "mark_messages_read"
+
+
+@dataclass(frozen=True, kw_only=True)
 class TreatAsCancelled(StaffEvent):
     """The partner never answered our Cancel: take the request as cancelled."""
 

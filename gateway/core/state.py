@@ -87,11 +87,14 @@ class Attention(StrEnum):
     SEND_FAILED = "send_failed"  # the outbox gave up on a message
     CANCEL_REFUSED = "cancel_refused"  # a partner we left answered our Cancel with N
     CANCEL_OVERDUE = "cancel_overdue"  # no answer to our Cancel by the response deadline
+    MESSAGE_UNREAD = "message_unread"  # a partner's general message staff have not marked read
 
 
 STATUS_BOUND = frozenset({
     Attention.NO_PARTNERS, Attention.ROTA_EXHAUSTED, Attention.CONDITIONS_OFFERED, Attention.RETRY_OFFERED,
 })
+# Flags an action of their own clears, not `acknowledge`: reading the messages, settling the cancel.
+CLEARED_BY_ACTION = frozenset({Attention.MESSAGE_UNREAD, Attention.CANCEL_OVERDUE})
 
 
 class ItemLocation(StrEnum):

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 from .errors import IllegalTransition
 from .rota import first_pending
-from .state import STATUS_BOUND, Attention, BorrowingState, ItemLocation
+from .state import CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, ItemLocation
 from .statuses import (
     ALL, ANSWERED, AWAITING_ANSWER, BEFORE_SHIPPING, BETWEEN_PARTNERS, ON_LOAN, OPEN, SHIPPED,
 )
@@ -71,6 +71,7 @@ BEFORE_RETURN = AWAITING_ANSWER | ANSWERED | SHIPPED | ON_LOAN | {S.RETURNED_TO_
 STAFF_ROWS: tuple[Row, ...] = (
     (ALL, "add_note", SAME),
     (ALL, "acknowledge", SAME),
+    (ALL, "mark_messages_read", SAME),
     (BEFORE_SHIPPING, "edit", SAME),
     (OPEN - {S.LOCATE_FAILED}, "send_message", SAME),
     (OPEN - {S.LOCATE_FAILED}, "status_request", SAME),
@@ -236,7 +237,11 @@ def _is_copy(state: BorrowingState) -> bool:
 
 
 def _has_plain_flag(state: BorrowingState) -> bool:
-    return bool(state.flags - STATUS_BOUND)
+    return bool(state.flags - STATUS_BOUND - CLEARED_BY_ACTION)
+
+
+def _has_unread(state: BorrowingState) -> bool:
+    return Attention.MESSAGE_UNREAD in state.flags
 
 
 def _cancel_overdue(state: BorrowingState) -> bool:
@@ -256,6 +261,7 @@ GUARDS: dict[str, tuple[Callable[[BorrowingState], bool], str]] = {
     "renew": (_is_loan, "only a loan can be renewed"),
     "close": (_is_copy, "only a copy can be closed; a loan is completed by the lender"),
     "acknowledge": (_has_plain_flag, "no flag to acknowledge"),
+    "mark_messages_read": (_has_unread, "no unread general message"),
     "treat_as_cancelled": (_cancel_overdue, "the partner's answer to the Cancel is not overdue yet"),
     "resume_request": (_cancel_overdue, "the partner's answer to the Cancel is not overdue yet"),
 }
