@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -92,7 +93,8 @@ async def test_without_pg_trgm_the_migration_warns_and_search_still_works(limite
     engine = make_engine(limited_url)
     try:
         await migrate_async(engine)
-        assert await current_revision(engine) == "0004"
+        head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+        assert await current_revision(engine) == head
         async with engine.connect() as conn:
             indexes = set((await conn.exec_driver_sql(INDEXES)).scalars())
             assert "ix_borrowing_requests_facets" in indexes and "ix_borrowing_requests_search" not in indexes

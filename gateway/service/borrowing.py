@@ -24,6 +24,7 @@ from ..core import (
     IllegalTransition,
     InvalidInput,
     Locate,
+    MarkMessagesRead,
     Receive,
     RequestConfirmed,
     RequestDetails,
@@ -129,7 +130,8 @@ class ChildRows:
             {"request_id": request_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
              "actor": m.partner if m.direction == "in" else actor,
              "markers": note_markers(m.note) if m.direction == "in" else None,
-             "text": m.note, "raw_message_id": raw_message_id if m.direction == "in" else None}
+             "text": m.note, "raw_message_id": raw_message_id if m.direction == "in" else None,
+             "read_at": None if m.direction == "in" else m.at}  # an incoming one waits to be read
             for m in decision.messages
         )
         self.notes.extend(
@@ -203,6 +205,8 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
             return StepResult(request_id, decision.state, decision)
         items = ev.items if isinstance(ev, Receive) else ()
         _write_decision(conn, ctx, row, decision, now=now, received_items=items)
+        if isinstance(ev, MarkMessagesRead):
+            queries.mark_messages_read(conn, now=now, request_id=request_id)
         return StepResult(request_id, decision.state, decision)
 
     return step
