@@ -5,13 +5,15 @@ unread incoming general messages."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
 
-from gateway.messages.codes import ReasonForMessage, Status
+from gateway.messages.codes import Action, ReasonForMessage, Status
 from gateway.store.models import rota_entries_t
 
+from test_api_lending import LR, incoming, requester_message
 from test_api_support import BR, P1, P2, P3, Clock, error_code, start_api
 
 
@@ -138,3 +140,72 @@ async def test_a_tick_that_changes_nothing_writes_nothing_and_repairs_a_stale_de
         before["version"], before["updated_at"], before["history"])
     assert after["rota"][0]["deadline_at"] is None
     assert await api.gateway.borrowing.tick() == []  # not visited again
+
+
+# --- unread incoming general messages -------------------------------------------------------------
+
+
+async def test_a_partners_general_message_is_unread_until_staff_mark_it_read(api):
+    request = await api.create(partners=[P1, P2])
+    rid = request["id"]
+    await api.confirmed(rid)
+    await api.supplier(request, Status.WillSupply, reason=ReasonForMessage.RequestResponse)
+    status, sent = await api.post(f"{BR}/{rid}/messages", {"text": "Any news?"})
+    assert status == 201 and sent["read_at"] is not None  # our own message is not "unread"
+    assert not (await api.request(rid))["needs_attention"]
+
+    await api.supplier(request, Status.WillSupply, reason=ReasonForMessage.Notification,
+                       note="Shipping on Monday", seconds=1)
+    await api.supplier(request, Status.WillSupply, reason=ReasonForMessage.Notification,
+                       note="Sorry, Tuesday", seconds=2)
+    data = await api.request(rid)
+    assert data["status"] == "WILL_SUPPLY" and data["needs_attention"]
+    assert data["attention"] == ["message_unread"] and data["unread_messages"] == 2
+    assert [(m["direction"], m["read_at"] is None) for m in data["general_messages"]] == [
+        ("out", False), ("in", True), ("in", True)]
+    assert "mark-messages-read" in data["allowed_actions"] and "acknowledge" not in data["allowed_actions"]
+    listed = (await api.get(f"{BR}?needs_attention=true"))[1]["items"]
+    assert [(i["id"], i["unread_messages"], i["attention_reason"]) for i in listed] == [(rid, 2, "message_unread")]
+
+    status, data = await api.action(rid, "mark-messages-read", {"note": "x"})
+    assert status == 422 and data["error"]["field"] == "note"  # bad input changes nothing
+    status, data = await api.action(rid, "mark-messages-read")
+    assert status == 200 and not data["needs_attention"] and data["unread_messages"] == 0
+    assert all(m["read_at"] is not None for m in data["general_messages"])
+    assert data["history"][-1]["event"] == "mark_messages_read" and data["history"][-1]["actor"] == "staff:ann"
+    listed = (await api.get(BR))[1]["items"]
+    assert [(i["id"], i["unread_messages"], i["needs_attention"]) for i in listed] == [(rid, 0, False)]
+    status, again = await api.action(rid, "mark-messages-read")
+    assert status == 409 and error_code(again) == "illegal_transition"
+
+
+async def test_marking_messages_read_leaves_other_reasons_for_attention(api):
+    request = await api.create(partners=[P1])
+    rid = request["id"]
+    await api.confirmed(rid)
+    await api.supplier(request, Status.WillSupply, reason=ReasonForMessage.RequestResponse,
+                       costs=Decimal("12.50"))  # conditions: staff must answer them
+    await api.supplier(request, Status.WillSupply, reason=ReasonForMessage.Notification,
+                       note="Please confirm the fee", seconds=1)
+    data = await api.request(rid)
+    assert data["attention"] == ["conditions_offered", "message_unread"]
+    status, data = await api.action(rid, "mark-messages-read")
+    assert status == 200 and data["attention"] == ["conditions_offered"] and data["needs_attention"]
+
+
+async def test_a_borrowers_general_message_is_unread_on_the_lending_side(api):
+    lid = await incoming(api, "REQ-UNREAD")
+    status, data = await api.get(f"{LR}/{lid}")
+    assert status == 200 and data["unread_messages"] == 0 and not data["needs_attention"]
+    await requester_message(api, "REQ-UNREAD", Action.Notification, note="Is it on the shelf?")
+    status, data = await api.get(f"{LR}/{lid}")
+    assert data["needs_attention"] and data["attention"] == ["message_unread"] and data["unread_messages"] == 1
+    assert data["general_messages"][-1]["read_at"] is None
+    assert "mark-messages-read" in data["allowed_actions"]
+    status, listed = await api.get(f"{LR}?needs_attention=true")
+    assert [(i["id"], i["unread_messages"]) for i in listed["items"]] == [(lid, 1)]
+    status, data = await api.post(f"{LR}/{lid}/actions/mark-messages-read")
+    assert status == 200 and not data["needs_attention"] and data["unread_messages"] == 0
+    assert data["general_messages"][-1]["read_at"] is not None
+    status, data = await api.post(f"{LR}/{lid}/actions/mark-messages-read")
+    assert status == 409
