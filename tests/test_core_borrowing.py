@@ -12,8 +12,8 @@ import pytest
 from gateway.core import (
     TABLE, AcceptConditions, Acknowledge, AddNote, AddPartner, Attention, BorrowingPolicy, BorrowingState,
     BorrowingStatus, CancelInfo, CancelPartner, CancelRequest, Close, Create, DeliveryFailed, Edit,
-    EntryState, IllegalTransition, InvalidInput, ItemLocation, LoanToPatron, Locate, MoveUp, Receive,
-    RejectConditions, RemovePartner, Renew, RequestConfirmed, RequestDetails, RetryRequest, ReturnByPatron,
+    EntryState, IllegalTransition, InvalidInput, ItemLocation, LoanToPatron, Locate, MarkMessagesRead, MoveUp,
+    Receive, RejectConditions, RemovePartner, Renew, RequestConfirmed, RequestDetails, RetryRequest, ReturnByPatron,
     ReturnToPartner, RotaEntry, SendMessage, SendStatusRequest, SkipPartner, SupplierMessage, Tick,
     allowed_actions, decide, render_markdown,
 )
@@ -299,9 +299,10 @@ def test_message_from_a_partner_that_is_not_active():
     state = state_in(S.REQUEST_SENT)
     error = refused(state, msg(Status.WillSupply, partner=B))
     assert error.reason == "not the active partner" and error.allowed == ("Notification",)
-    # a Notification is still recorded: history + general message, no status change
+    # a Notification is still recorded: history + general message, no status change; staff are
+    # told there is an unread message
     decision = decide(state, msg(None, R.Notification, partner=B, note="we have it too"))
-    assert decision.state == state
+    assert decision.state == replace(state, flags=state.flags | {Attention.MESSAGE_UNREAD})
     assert decision.messages[0].partner == B and decision.messages[0].direction == "in"
     assert "not the active partner" in decision.history[0].detail
     # once the request is cancelled nobody is active
@@ -740,3 +741,23 @@ def test_conditions_assumed_agreed_from_another_partner_changes_nothing():
     decision = decide(conditional, msg(None, R.Notification, partner=B, conditions_assumed_agreed=True, note="x"))
     assert decision.status is S.CONDITIONAL and not decision.outgoing
     assert [m.partner for m in decision.messages] == [B]
+
+
+def test_an_incoming_general_message_is_unread_until_staff_mark_it_read():
+    state = state_in(S.WILL_SUPPLY)
+    assert not state.needs_attention and "mark_messages_read" not in allowed_actions(state)
+    decision = decide(state, msg(None, R.Notification, note="Shipping on Monday"))
+    assert decision.status is S.WILL_SUPPLY and decision.flags_set == {Attention.MESSAGE_UNREAD}
+    assert decision.state.needs_attention and "mark_messages_read" in allowed_actions(decision.state)
+    assert "acknowledge" not in allowed_actions(decision.state)  # reading is its own action
+    refused(decision.state, Acknowledge(at=at(31), flag=Attention.MESSAGE_UNREAD))
+    read = decide(decision.state, MarkMessagesRead(at=at(32), by="staff:ann"))
+    assert read.flags_cleared == {Attention.MESSAGE_UNREAD} and not read.state.needs_attention
+    assert read.history[0].detail == "general messages marked read" and not read.outgoing
+    refused(read.state, MarkMessagesRead(at=at(33)))
+    # another flag stays: attention clears only when nothing else needs it
+    both = decide(replace(decision.state, flags=decision.state.flags | {Attention.SEND_FAILED}),
+                  MarkMessagesRead(at=at(34)))
+    assert both.state.flags == {Attention.SEND_FAILED} and both.state.needs_attention
+    # a Notification without a note is no message: nothing to read
+    assert not decide(state, msg(None, R.Notification)).state.flags

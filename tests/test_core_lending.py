@@ -14,8 +14,8 @@ import pytest
 from gateway.core.lending import (
     LENDING_TABLE, WHILE_PENDING, AddNote, AnswerCancel, AnswerRenew, CheckIn, ClearFlag, CompleteCopy,
     CompleteWithoutReturn, ExpectToSupply, IllegalTransition, IncomingRequest, InvalidInput, LendingAttention,
-    LendingDetails, LendingOutcome, LendingPolicy, LendingState, LendingStatus, MarkOverdue, MarkUnfilled,
-    MessageUndelivered, OfferConditions, OfferRetry, Pending, Recall, RequesterMessage, SendMessage, Ship, Tick,
+    LendingDetails, LendingOutcome, LendingPolicy, LendingState, LendingStatus, MarkMessagesRead, MarkOverdue,
+    MarkUnfilled, MessageUndelivered, OfferConditions, OfferRetry, Pending, Recall, RequesterMessage, SendMessage, Ship, Tick,
     WillSupply, allowed_lending_actions, conditions_answer, decide_lending, expires_at, next_lending_deadline,
     render_lending_markdown,
 )
@@ -131,7 +131,8 @@ def test_markdown_table_is_derived_from_the_table():
     assert "`Cancel` → *refuse_cancel*" in text
     assert "`expire` → *expire*" in text
     assert "| `ship` | the borrower asked for a copy |" in text
-    assert "| cancel | `add_note`, `acknowledge`, `send_message`, `answer_cancel:Y`, `answer_cancel:N` |" in text
+    assert ("| cancel | `add_note`, `acknowledge`, `mark_messages_read`, `send_message`, `answer_cancel:Y`, "
+            "`answer_cancel:N` |") in text
 
 
 def test_table_is_plain_data():
@@ -154,6 +155,7 @@ STAFF_EVENTS = {
     "add_note": _ev(AddNote, text="on the shelf"),
     "acknowledge": _ev(ClearFlag, flag=LendingAttention.LOST),
     "send_message": _ev(SendMessage, note="Looking for it"),
+    "mark_messages_read": _ev(MarkMessagesRead),
     "expect_to_supply": _ev(ExpectToSupply),
     "will_supply": _ev(WillSupply),
     "conditional": _ev(OfferConditions, loan_conditions=("LibraryUseOnly",)),
@@ -616,7 +618,19 @@ def test_incoming_notification_is_a_general_message():
     decision = decide_lending(state_in(L.LOANED), borrower(Action.Notification, "Thanks!"), NO_EXPIRY)
     (gm,) = decision.messages
     assert (gm.partner, gm.direction, gm.note) == (BORROWER, "in", "Thanks!")
-    assert decision.state == state_in(L.LOANED) and not decision.outgoing
+    # the status stays; staff are told there is an unread message until they mark it read
+    unread = frozenset({LendingAttention.MESSAGE_UNREAD})
+    assert decision.state == state_in(L.LOANED, flags=unread) and not decision.outgoing
+    assert decision.state.needs_attention
+    with pytest.raises(IllegalTransition) as caught:  # not a flag `acknowledge` clears
+        decide_lending(decision.state, ClearFlag(at=at(6), flag=LendingAttention.MESSAGE_UNREAD), NO_EXPIRY)
+    assert "mark_messages_read" in caught.value.allowed
+    read = decide_lending(decision.state, MarkMessagesRead(at=at(7)), NO_EXPIRY)
+    assert read.flags_cleared == unread and not read.state.needs_attention and read.status is L.LOANED
+    with pytest.raises(IllegalTransition):  # nothing unread any more
+        decide_lending(read.state, MarkMessagesRead(at=at(8)), NO_EXPIRY)
+    empty = decide_lending(state_in(L.LOANED), borrower(Action.Notification, None), NO_EXPIRY)
+    assert not empty.messages and not empty.state.flags
 
 
 def test_lost_and_reminder_need_attention_until_dealt_with():

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gateway.core import (
-    AddPartner, Attention, BorrowingPolicy, BorrowingStatus, CancelPartner, Create, DeliveryFailed,
+    AddPartner, Attention, BorrowingPolicy, BorrowingStatus, CancelPartner, CancelRequest, Create, DeliveryFailed,
     EntryState, IllegalTransition, InvalidInput, Locate, MoveDown, MoveSelected, MoveUp, RemovePartner,
-    RequestConfirmed, RequestDetails, RotaEntry, RotaTemplate, SupplierMessage, Tick, choose_rota, decide,
-    next_deadline,
+    RequestConfirmed, RequestDetails, ResumeRequest, RotaEntry, RotaTemplate, SupplierMessage, Tick,
+    TreatAsCancelled, allowed_actions, choose_rota, decide, next_deadline,
 )
 from gateway.core import rota as rota_ops
 from gateway.messages.codes import Action, ReasonForMessage as R, Status, YesNo
@@ -309,3 +309,97 @@ def test_policy_is_validated():
         BorrowingPolicy(end_of_rota="forever")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         BorrowingPolicy(deadline=timedelta(0))
+
+
+# --- moves that change nothing, staff leaving the last partner (issue: hardening) -------------------
+
+
+def test_a_move_that_changes_nothing_is_refused_and_records_nothing():
+    run = Run(A, B, C)
+    before = run.state
+    for event, why in ((MoveUp(at=at(1), partner=A), "already first"),
+                       (MoveDown(at=at(1), partner=C), "already last"),
+                       (MoveSelected(at=at(1), partners=(B, C), position=1), "already start at position 2")):
+        with pytest.raises(InvalidInput) as caught:
+            run(event)
+        assert caught.value.field == "partner" and why in str(caught.value)
+    assert run.state is before and len(run.decisions) == 1
+
+
+def test_move_selected_refuses_a_partner_selected_twice():
+    run = Run(A, B, C)
+    with pytest.raises(InvalidInput) as caught:
+        run(MoveSelected(at=at(1), partners=(C, C), position=0))
+    assert "selected twice" in str(caught.value) and run.order() == [A, B, C]
+    with pytest.raises(InvalidInput):
+        rota_ops.move_selected(run.state.rota, [A, A], 1)
+
+
+@pytest.mark.parametrize("end_of_rota", ["expire", "review"])
+def test_staff_cancelling_the_last_partner_leaves_the_request_for_another(end_of_rota):
+    run = Run(A, policy=BorrowingPolicy(end_of_rota=end_of_rota))
+    run(RequestConfirmed(partner=A, now=at(1)))
+    decision = run(CancelPartner(at=at(10), note="wrong edition"))
+    assert run.status is S.REJECTED_BY_PARTNER and run.state.needs_attention
+    assert decision.flags_set == {Attention.ROTA_EXHAUSTED}
+    assert [(o.partner, o.action) for o in decision.outgoing] == [(A, Action.Cancel)]
+    assert {"add_partner", "locate", "cancel"} <= set(allowed_actions(run.state))
+    run(AddPartner(at=at(11), partner=B))
+    decision = run(Locate(at=at(12)))
+    assert run.status is S.READY_TO_SEND and [o.partner for o in decision.outgoing] == [B]
+    assert not run.state.flags
+
+
+# --- a Cancel the partner never answers ----------------------------------------------------------
+
+
+def _waiting_for_cancel() -> Run:
+    run = Run(A, B)
+    run(RequestConfirmed(partner=A, now=at(1)))
+    run(msg(A, Status.WillSupply, R.RequestResponse, at(2)))
+    run(CancelRequest(at=at(days=1), reason="patron left"))
+    assert run.status is S.WAITING_FOR_CANCEL_RESPONSE and not run.state.needs_attention
+    return run
+
+
+def test_an_unanswered_cancel_is_flagged_after_the_response_deadline_and_then_quiet():
+    run = _waiting_for_cancel()
+    assert next_deadline(run.state, run.policy) == at(days=4)  # the Cancel's send time + 3 days
+    assert run(Tick(now=at(days=3))).changes_nothing  # not due yet: nothing at all
+    assert set(allowed_actions(run.state)) & {"treat_as_cancelled", "resume_request"} == set()
+    decision = run(Tick(now=at(days=4, minutes=1)))
+    assert decision.flags_set == {Attention.CANCEL_OVERDUE} and run.state.needs_attention
+    assert run.status is S.WAITING_FOR_CANCEL_RESPONSE and not decision.outgoing
+    assert "no answer from" in decision.history[0].detail
+    assert next_deadline(run.state, run.policy) is None
+    assert run(Tick(now=at(days=9))).changes_nothing  # flagged once, then no timer until staff act
+    assert {"treat_as_cancelled", "resume_request"} <= set(allowed_actions(run.state))
+
+
+def test_staff_treat_an_unanswered_cancel_as_cancelled_and_a_late_answer_is_recorded():
+    run = _waiting_for_cancel()
+    with pytest.raises(IllegalTransition) as caught:
+        run(TreatAsCancelled(at=at(days=2)))
+    assert "not overdue" in str(caught.value)
+    run(Tick(now=at(days=5)))
+    decision = run(TreatAsCancelled(at=at(days=5, minutes=1), note="called them"))
+    assert run.status is S.CANCELED_BY_STAFF and not run.state.flags and not decision.outgoing
+    assert run.entry(A).state is EntryState.CANCELLED and run.entry(A).awaiting_cancel_response
+    late = run(msg(A, Status.WillSupply, R.CancelResponse, at(days=6), answer=YesNo.N))
+    assert late.flags_set == {Attention.CANCEL_REFUSED} and run.status is S.CANCELED_BY_STAFF
+
+
+def test_staff_resume_after_an_unanswered_cancel():
+    run = _waiting_for_cancel()
+    run(Tick(now=at(days=5)))
+    decision = run(ResumeRequest(at=at(days=5, minutes=1)))
+    assert run.status is S.WILL_SUPPLY and not run.state.flags and run.state.cancel is None
+    assert "request resumed by staff" in decision.history[0].detail
+    assert run.entry(A).state is EntryState.ACTIVE
+
+
+def test_an_answer_after_the_flag_clears_it():
+    run = _waiting_for_cancel()
+    run(Tick(now=at(days=5)))
+    decision = run(msg(A, Status.Cancelled, R.CancelResponse, at(days=6), answer=YesNo.Y))
+    assert run.status is S.CANCELED_BY_STAFF and decision.flags_cleared == {Attention.CANCEL_OVERDUE}

@@ -143,6 +143,11 @@ async def test_schema_comparison_is_not_vacuous(engine: AsyncEngine) -> None:
     assert [d[0] for d in diffs] == ["add_column"]
 
 
+def _head() -> str:
+    """The newest revision of the script directory (each new migration moves it)."""
+    return ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+
+
 async def test_migrate_is_at_head_and_idempotent(engine: AsyncEngine) -> None:
     script = ScriptDirectory.from_config(db.alembic_config())
     head = script.get_current_head()
@@ -167,7 +172,7 @@ async def test_downgrade_to_base_and_back(engine: AsyncEngine) -> None:
 async def test_sync_migrate_from_url(db_url: str) -> None:
     assert await db.current_revision(db_url) is None
     await asyncio.to_thread(db.migrate, db_url)  # sync API, outside an event loop
-    assert await db.current_revision(db_url) == ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+    assert await db.current_revision(db_url) == _head()
     with pytest.raises(RuntimeError, match="migrate_async"):
         db.migrate(db_url)  # inside the running loop
 
@@ -414,7 +419,8 @@ def _sample_rows(conn: Any) -> dict[str, dict[str, Any]]:
                              "partner_agency": P1, "at": t, "actor": "partner", "text": "Hej ✓ #seq:2#",
                              "raw_message_id": raw_id,
                              "markers": {"seq": 2, "last_seq": None, "flags": [], "updated_fields": {},
-                                         "cluster_id": None, "text": "Hej ✓"}},
+                                         "cluster_id": None, "text": "Hej ✓"},
+                             "read_at": t},
         "notes": {"request_id": None, "lending_id": lid, "created_at": t, "actor": "staff:jo",
                   "text": "call the patron"},
         "received_items": {"request_id": rid, "barcode": "3901234", "description": "vol. 1",

@@ -19,8 +19,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ..core import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, BorrowingStatus, CancelPartner, CancelRequest, Close, Edit,
     InvalidInput,
-    LoanToPatron, Locate, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner, Renew,
-    RequestDetails, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner,
+    LoanToPatron, Locate, MarkMessagesRead, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner, Renew,
+    RequestDetails, ResumeRequest, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest,
+    SkipPartner, TreatAsCancelled,
 )
 from ..core.state import Attention
 from . import queries as q
@@ -403,6 +404,9 @@ ACTIONS: dict[str, tuple[type, frozenset[str], Any]] = {
     "close": (Close, frozenset({"note"}), _note_only),
     "acknowledge": (Acknowledge, frozenset({"flag"}), _acknowledge),
     "cancel-partner": (CancelPartner, frozenset({"note"}), _note_only),
+    "mark-messages-read": (MarkMessagesRead, frozenset(), _nothing),
+    "treat-as-cancelled": (TreatAsCancelled, frozenset({"note"}), _note_only),
+    "resume-request": (ResumeRequest, frozenset({"note"}), _note_only),
 }
 
 

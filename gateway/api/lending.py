@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import Connection, case, false, func, or_, select, true
 
-from ..core import AddNote, SendMessage
+from ..core import AddNote, MarkMessagesRead, SendMessage
 from ..core.lending import (
     AnswerCancel, AnswerRenew, CheckIn, ClearFlag, CompleteCopy, CompleteWithoutReturn, ExpectToSupply,
     LendingAttention, LendingState, LendingStatus, MarkOverdue, MarkUnfilled, OfferConditions, OfferRetry, Recall,
@@ -90,7 +90,7 @@ def summary_json(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"], "requesting_agency": row["requesting_agency"],
         "requesting_agency_request_id": row["requesting_agency_request_id"], "status": row["status"],
         "status_label": _label(row["status"]), "needs_attention": bool(row["needs_attention"]),
-        "title": row["title"], "author": row["author"], "service_type": row["service_type"],
+        "unread_messages": row["unread_messages"], "title": row["title"], "author": row["author"], "service_type": row["service_type"],
         "due_date": _iso(row["due_date"]), "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
     }
@@ -106,7 +106,7 @@ def list_lending(conn: Connection, params: dict[str, list[str]], limit: int, off
         order.insert(0, case((column.is_(None), 1), else_=0))
     columns = (lr.c.id, lr.c.requesting_agency, lr.c.requesting_agency_request_id, lr.c.status,
                lr.c.needs_attention, lr.c.title, lr.c.author, lr.c.service_type, lr.c.due_date, lr.c.created_at,
-               lr.c.updated_at)
+               lr.c.updated_at, bq.unread_messages(general_messages_t.c.lending_id == lr.c.id))
     items = [summary_json(dict(r._mapping)) for r in conn.execute(
         select(*columns).where(*where).order_by(*order).limit(limit).offset(offset))]
     out: dict[str, Any] = {"items": items, "limit": limit, "offset": offset, "sort": sort}
@@ -168,6 +168,7 @@ def lending_json(conn: Connection, lending_id: int) -> dict[str, Any] | None:
     attachments = [dict(r._mapping) for r in conn.execute(
         select(*bq.ATTACHMENT_COLUMNS).where(attachments_t.c.lending_id == lending_id).order_by(attachments_t.c.id))]
     actions = allowed_json(allowed_lending_actions(state), row["id"], lending=True)
+    messages = rows(general_messages_t, general_messages_t.c.id)
     return {
         "id": row["id"],
         "our_request_id": f"LR-{row['id']}",
@@ -179,6 +180,7 @@ def lending_json(conn: Connection, lending_id: int) -> dict[str, Any] | None:
         "iso_status": state.iso_status.value,
         "needs_attention": state.needs_attention,
         "attention": sorted(flag.value for flag in state.flags),
+        "unread_messages": bq.count_unread(messages),
         "pending": state.pending.value if state.pending else None,
         "received_at": _iso(state.received_at),
         "responded": state.responded,
@@ -197,7 +199,7 @@ def lending_json(conn: Connection, lending_id: int) -> dict[str, Any] | None:
         "details": details,
         "allowed_actions": actions,
         "history": [bq.history_json(h) for h in rows(history_t, history_t.c.id)],
-        "general_messages": [bq.message_json(m) for m in rows(general_messages_t, general_messages_t.c.id)],
+        "general_messages": [bq.message_json(m) for m in messages],
         "notes": [bq.note_json(n) for n in rows(notes_t, notes_t.c.id)],
         "attachments": [bq.attachment_json(a) for a in attachments],
     }
@@ -369,6 +371,7 @@ ACTIONS: dict[str, tuple[type, frozenset[str], Any]] = {
     "check-in": (CheckIn, frozenset({"note"}), _note),
     "complete-without-return": (CompleteWithoutReturn, frozenset({"note"}), _note),
     "acknowledge": (ClearFlag, frozenset({"flag"}), _acknowledge),
+    "mark-messages-read": (MarkMessagesRead, frozenset(), lambda b: {}),
 }
 
 

@@ -228,6 +228,9 @@ def _list_params() -> list[dict[str, Any]]:
     ]
 
 
+UNREAD = {"type": "integer", "minimum": 0, "description": "incoming general messages not marked read"}
+
+
 def _schemas() -> dict[str, Any]:
     out_fields = _field_schemas(for_input=False)
     markers = _obj({
@@ -266,7 +269,9 @@ def _schemas() -> dict[str, Any]:
         "direction": {"type": "string", "enum": ["in", "out"]}, "partner": NULLABLE_STRING,
         "actor": NULLABLE_STRING, "text": {"type": "string"}, "raw_message_id": {"type": ["integer", "null"]},
         "markers": markers,
-    }, ["id", "at", "direction", "partner", "text", "markers"])
+        "read_at": {**DATETIME, "description": "when staff marked an incoming message read; null while unread "
+                                               "(an outbound message is read when sent)"},
+    }, ["id", "at", "direction", "partner", "text", "markers", "read_at"])
     note = _obj({"id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
                  "actor": NULLABLE_STRING, "text": {"type": "string"}}, ["id", "created_at", "text"])
     received = _obj({"id": {"type": "integer"}, "barcode": NULLABLE_STRING, "description": NULLABLE_STRING,
@@ -282,6 +287,7 @@ def _schemas() -> dict[str, Any]:
         "status": {"type": "string", "enum": STATUSES}, "status_label": {"type": "string"},
         "previous_status": {"type": ["string", "null"]}, "needs_attention": {"type": "boolean"},
         "attention": {"type": "array", "items": {"type": "string"}}, "active_partner": NULLABLE_STRING,
+        "unread_messages": UNREAD,
         "service_type": {"type": "string", "enum": ["Loan", "Copy"]}, "due_date": DATETIME,
         "item_location": {"type": "string"},
         "cancel": {"oneOf": [{"type": "null"}, _obj({
@@ -306,7 +312,8 @@ def _schemas() -> dict[str, Any]:
         "title": NULLABLE_STRING, "author": NULLABLE_STRING, "requester": {"type": "string"},
         "requester_name": NULLABLE_STRING, "pickup_location": NULLABLE_STRING, "format": {"type": "string"},
         "active_partner": NULLABLE_STRING, "needs_attention": {"type": "boolean"},
-        "attention_reason": NULLABLE_STRING, "needed_by": {"type": ["string", "null"], "format": "date"},
+        "attention_reason": NULLABLE_STRING, "unread_messages": UNREAD,
+        "needed_by": {"type": ["string", "null"], "format": "date"},
         "due_date": DATETIME, "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
     }, ["id", "status", "status_label", "title", "requester", "active_partner", "needs_attention",
@@ -372,7 +379,7 @@ def _schemas() -> dict[str, Any]:
         "requesting_agency_request_id": {"type": "string"}, "supplying_agency": {"type": "string"},
         "status": {"type": "string", "enum": LENDING_STATUSES}, "status_label": {"type": "string"},
         "iso_status": {"type": "string"}, "needs_attention": {"type": "boolean"},
-        "attention": {"type": "array", "items": {"type": "string"}},
+        "attention": {"type": "array", "items": {"type": "string"}}, "unread_messages": UNREAD,
         "pending": {"type": ["string", "null"], "enum": ["cancel", "renew", None]},
         "received_at": DATETIME, "responded": {"type": "boolean"},
         "loan_conditions": {"type": "array", "items": {"type": "string"}},
@@ -394,8 +401,8 @@ def _schemas() -> dict[str, Any]:
         "id": {"type": "integer"}, "requesting_agency": {"type": "string"},
         "requesting_agency_request_id": {"type": "string"},
         "status": {"type": "string", "enum": LENDING_STATUSES}, "status_label": {"type": "string"},
-        "needs_attention": {"type": "boolean"}, "title": NULLABLE_STRING, "author": NULLABLE_STRING,
-        "service_type": NULLABLE_STRING, "due_date": DATETIME,
+        "needs_attention": {"type": "boolean"}, "unread_messages": UNREAD, "title": NULLABLE_STRING,
+        "author": NULLABLE_STRING, "service_type": NULLABLE_STRING, "due_date": DATETIME,
         "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
     }, ["id", "requesting_agency", "status", "status_label", "needs_attention"], extra=True)
     lending_list = _obj({

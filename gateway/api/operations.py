@@ -56,6 +56,8 @@ BORROWING: dict[str, Operation] = {
         ("reject_conditions", "reject-condition"), ("retry", "retry"), ("skip", "skip"), ("receive", "receive"),
         ("loan_to_patron", "loan-to-patron"), ("return_by_patron", "return-by-patron"),
         ("return_to_partner", "return"), ("renew", "renew"), ("close", "close"),
+        ("mark_messages_read", "mark-messages-read"), ("treat_as_cancelled", "treat-as-cancelled"),
+        ("resume_request", "resume-request"),
     ),
 }
 
@@ -67,7 +69,7 @@ LENDING: dict[str, Operation] = {
         ("ship", "ship"), ("copy_completed", "copy-completed"), ("answer_cancel:Y", "answer-cancel"),
         ("answer_cancel:N", "answer-cancel"), ("answer_renew:Y", "answer-renew"), ("answer_renew:N", "answer-renew"),
         ("mark_overdue", "mark-overdue"), ("recall", "recall"), ("check_in", "check-in"),
-        ("complete_without_return", "complete-without-return"),
+        ("complete_without_return", "complete-without-return"), ("mark_messages_read", "mark-messages-read"),
     ),
 }
 

@@ -119,10 +119,19 @@ class Page:
     facet_limit: int = 10
 
 
+def unread_messages(owner: Any) -> Any:
+    """How many incoming general messages of the row's request nobody has marked read (a
+    correlated count for a page of rows; `owner` is the messages' column naming the request)."""
+    m = general_messages_t
+    return (select(func.count()).select_from(m).where(owner, m.c.direction == "in", m.c.read_at.is_(None))
+            .scalar_subquery().label("unread_messages"))
+
+
 SUMMARY_COLUMNS = (
     br.c.id, br.c.external_id, br.c.status, br.c.title, br.c.author, br.c.requester, br.c.requester_name,
     br.c.active_partner, br.c.needs_attention, br.c.attention_reason, br.c.format, br.c.needed_by,
     br.c.pickup_location, br.c.due_date, br.c.created_at, br.c.updated_at,
+    unread_messages(general_messages_t.c.request_id == br.c.id),
 )
 
 
@@ -142,6 +151,7 @@ def summary_json(row: dict[str, Any]) -> dict[str, Any]:
         "active_partner": row["active_partner"],
         "needs_attention": bool(row["needs_attention"]),
         "attention_reason": row["attention_reason"],
+        "unread_messages": row["unread_messages"],
         "needed_by": _iso(row["needed_by"]),
         "due_date": _iso(row["due_date"]),
         "created_at": _iso(row["created_at"]),
@@ -290,7 +300,7 @@ def history_json(row: dict[str, Any]) -> dict[str, Any]:
 def message_json(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "at": _iso(row["at"]), "direction": row["direction"],
             "partner": row["partner_agency"], "actor": row["actor"], "text": row["text"],
-            "raw_message_id": row["raw_message_id"], "markers": row["markers"]}
+            "raw_message_id": row["raw_message_id"], "markers": row["markers"], "read_at": _iso(row["read_at"])}
 
 
 def note_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -377,6 +387,7 @@ def request_json(conn: Connection, request_id: int, partner_names: dict[str, str
         "previous_status": state.previous_status.value if state.previous_status else None,
         "needs_attention": state.needs_attention,
         "attention": sorted(flag.value for flag in state.flags),
+        "unread_messages": count_unread(messages),
         "active_partner": row["active_partner"],
         "service_type": state.details.service_type.value,
         "due_date": _iso(state.due_date),
@@ -397,6 +408,10 @@ def request_json(conn: Connection, request_id: int, partner_names: dict[str, str
         "received_items": [received_json(r) for r in received],
         "attachments": [attachment_json(a) for a in attachments],
     }
+
+
+def count_unread(messages: list[dict[str, Any]]) -> int:
+    return sum(1 for m in messages if m["direction"] == "in" and m["read_at"] is None)
 
 
 def exists_request(conn: Connection, request_id: int) -> bool:

@@ -47,7 +47,7 @@ LENDERS = ("mock", "staff", ANY)
 STAFF_ACTIONS = (
     "expect-to-supply", "will-supply", "conditional", "retry-possible", "unfilled", "ship", "copy-completed",
     "answer-cancel", "answer-renew", "mark-overdue", "recall", "check-in", "complete-without-return",
-    "acknowledge", "message", "note",
+    "acknowledge", "mark-messages-read", "message", "note",
 )
 
 # Message kinds a step may send as a template, and the confirmation each one gets.

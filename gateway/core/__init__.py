@@ -4,9 +4,9 @@ from .borrowing import decide, next_deadline
 from .errors import BorrowingError, IllegalTransition, InvalidInput
 from .events import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create,
-    DeliveryFailed, Edit, LoanToPatron, Locate, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions,
-    RemovePartner, Renew, RequestConfirmed, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage,
-    SendStatusRequest, SkipPartner, StaffEvent, SupplierMessage, Tick,
+    DeliveryFailed, Edit, LoanToPatron, Locate, MarkMessagesRead, MoveDown, MoveSelected, MoveUp, Receive,
+    RejectConditions, RemovePartner, Renew, RequestConfirmed, ResumeRequest, RetryRequest, ReturnByPatron,
+    ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner, StaffEvent, SupplierMessage, Tick, TreatAsCancelled,
 )
 from .policy import DEFAULT_POLICY, BorrowingPolicy
 from .rota import EntryState, RotaEntry
@@ -27,5 +27,5 @@ __all__ = [
     "ReturnToPartner", "Renew", "AcceptConditions", "RejectConditions", "RetryRequest", "SkipPartner",
     "CancelRequest", "SendStatusRequest", "Close", "MoveUp", "MoveDown", "MoveSelected", "AddPartner",
     "RemovePartner", "CancelPartner", "Locate", "Acknowledge", "SupplierMessage", "Tick", "RequestConfirmed",
-    "DeliveryFailed",
+    "DeliveryFailed", "TreatAsCancelled", "ResumeRequest", "MarkMessagesRead",
 ]

@@ -104,8 +104,9 @@ def _from_other_partner(step: Step, msg: SupplierMessage) -> Decision:
 
 
 def _record_message(step: Step, msg: SupplierMessage) -> None:
-    if msg.note:
+    if msg.note:  # a general message from a partner waits for staff to read it
         step.messages.append(GeneralMessage(msg.received_at, msg.partner, "in", msg.note, msg.status))
+        step.flag(Attention.MESSAGE_UNREAD)
 
 
 def _update_entry(step: Step, i: int, msg: SupplierMessage) -> None:

@@ -6,6 +6,7 @@ refuses actions illegal in the current status or failing a guard.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from gateway.messages.codes import Action, RequestType
@@ -15,14 +16,15 @@ from ._step import Step
 from .errors import IllegalTransition, InvalidInput
 from .events import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create, Edit,
-    LoanToPatron, Locate, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner, Renew,
-    RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner, StaffEvent,
+    LoanToPatron, Locate, MarkMessagesRead, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner,
+    Renew, ResumeRequest, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner,
+    StaffEvent, TreatAsCancelled,
 )
 from .policy import BorrowingPolicy
 from .rota import EntryState, current_index, first_pending
 from .state import (
-    STATUS_BOUND, Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry, ItemLocation, Note,
-    ReceivedItem,
+    CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry,
+    ItemLocation, Note, ReceivedItem,
 )
 from .statuses import BorrowingStatus as S
 from .transitions import Target, allowed_actions, check_staff
@@ -103,10 +105,15 @@ def _add_note(step: Step, ev: AddNote, found: Target) -> None:
 
 
 def _acknowledge(step: Step, ev: Acknowledge, found: Target) -> None:
-    if ev.flag in STATUS_BOUND or ev.flag not in step.state.flags:
+    if ev.flag in STATUS_BOUND | CLEARED_BY_ACTION or ev.flag not in step.state.flags:
         raise InvalidInput("flag", f"{ev.flag.value} is not a flag staff can clear now")
     step.flag(ev.flag, False)
     step.transition(found, f"acknowledged {ev.flag.value}")
+
+
+def _mark_messages_read(step: Step, ev: MarkMessagesRead, found: Target) -> None:
+    step.flag(Attention.MESSAGE_UNREAD, False)
+    step.transition(found, "general messages marked read")
 
 
 def _status_request(step: Step, ev: SendStatusRequest, found: Target) -> None:
@@ -127,8 +134,19 @@ def _move(step: Step, ev: MoveUp | MoveDown | MoveSelected, found: Target) -> No
     else:
         rota = rota_ops.move_selected(rota, ev.partners, ev.position)
         what = f"moved {', '.join(ev.partners)} to position {ev.position + 1}"
+    if [e.partner for e in rota] == [e.partner for e in step.state.rota]:
+        # A move that leaves the order as it was is refused, not recorded as a move.
+        raise InvalidInput("partner", f"the rota would not change: {_no_move(ev)}")
     step.set(rota=rota)
     step.transition(found, f"rota: {what}")
+
+
+def _no_move(ev: MoveUp | MoveDown | MoveSelected) -> str:
+    if isinstance(ev, MoveUp):
+        return f"{ev.partner} is already first"
+    if isinstance(ev, MoveDown):
+        return f"{ev.partner} is already last"
+    return f"{', '.join(ev.partners)} already start at position {ev.position + 1}"
 
 
 def _add_partner(step: Step, ev: AddPartner, found: Target) -> None:
@@ -215,12 +233,26 @@ def _cancel(step: Step, ev: CancelRequest, found: Target) -> None:
     if active is not None and not active.undelivered:
         note = "; ".join(x for x in (ev.reason, ev.note) if x) or None
         step.send(active.partner, Action.Cancel, note)
-        step.set(previous_status=step.state.status)
+        step.set(previous_status=step.state.status, cancel=replace(info, sent_at=step.at))
         step.go(S.WAITING_FOR_CANCEL_RESPONSE, detail + f"; Cancel sent to {active.partner}")
     else:
         if active is not None:
             step.set_entry(_current(step), state=EntryState.CANCELLED, reason="request cancelled")
         step.go(S.CANCELED_BY_PATRON if ev.by_patron else S.CANCELED_BY_STAFF, detail)
+
+
+def _treat_as_cancelled(step: Step, ev: TreatAsCancelled, found: Target) -> None:
+    i = _current(step)
+    partner = step.state.rota[i].partner
+    step.transition(found, f"no answer from {partner} to our Cancel; treated as cancelled by staff"
+                    + (f": {ev.note}" if ev.note else ""))
+    step.set_entry(i, awaiting_cancel_response=True)  # a late answer is still recorded
+
+
+def _resume_request(step: Step, ev: ResumeRequest, found: Target) -> None:
+    partner = step.state.rota[_current(step)].partner
+    step.transition(found, f"no answer from {partner} to our Cancel; request resumed by staff"
+                    + (f": {ev.note}" if ev.note else ""))
 
 
 def _close(step: Step, ev: Close, found: Target) -> None:
@@ -275,5 +307,6 @@ _HANDLERS: dict[type, Callable[[Step, object, Target], None]] = {
     Locate: _locate, AcceptConditions: _accept_conditions, RejectConditions: _reject_conditions,
     RetryRequest: _retry, SkipPartner: _skip, CancelRequest: _cancel, Close: _close, Receive: _receive,
     LoanToPatron: _loan_to_patron, ReturnByPatron: _return_by_patron, ReturnToPartner: _return_to_partner,
-    Renew: _renew,
+    Renew: _renew, MarkMessagesRead: _mark_messages_read, TreatAsCancelled: _treat_as_cancelled,
+    ResumeRequest: _resume_request,
 }

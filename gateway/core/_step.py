@@ -13,10 +13,11 @@ from typing import Any
 
 from gateway.messages.codes import Action, RequestType
 
-from .policy import BorrowingPolicy
+from .policy import BorrowingPolicy, EndOfRota
 from .rota import EntryState, current_index, first_pending, update
 from .state import (
     STATUS_BOUND, Attention, BorrowingState, Decision, GeneralMessage, HistoryEntry, Note, Outgoing, ReceivedItem,
+    stale_flags,
     status_flags,
 )
 from .statuses import BorrowingStatus as S
@@ -70,7 +71,7 @@ class Step:
 
     def finish(self) -> Decision:
         state = self.state
-        flags = (state.flags - STATUS_BOUND) | status_flags(state)
+        flags = (state.flags - STATUS_BOUND - stale_flags(state)) | status_flags(state)
         if flags != state.flags:
             state = replace(state, flags=flags)
         return Decision(state, self.previous, tuple(self.outgoing), tuple(self.history),
@@ -86,6 +87,9 @@ class Step:
         elif found is Outcome.NEXT_PARTNER:
             self.go(S.REJECTED_BY_PARTNER, detail)
             self.next_partner()
+        elif found is Outcome.STAFF_LEFT_PARTNER:
+            self.go(S.REJECTED_BY_PARTNER, detail)
+            self.next_partner(end_of_rota="review")
         elif found is Outcome.PARTNER_CANCELLED:
             if self.policy.on_partner_cancel == "next":
                 self.transition(Outcome.NEXT_PARTNER, detail)
@@ -106,14 +110,15 @@ class Step:
         else:  # LOCATE, CANCEL, FIRST_PARTNER belong to one staff handler each
             raise AssertionError(f"{found} is handled by its staff action")
 
-    def next_partner(self) -> None:
-        """The current partner is out: send to the first pending one, or end the rota."""
+    def next_partner(self, end_of_rota: EndOfRota | None = None) -> None:
+        """The current partner is out: send to the first pending one, or end the rota (as the
+        policy says for partners' answers, unless `end_of_rota` overrides it)."""
         assert current_index(self.state.rota) is None, "leave the current entry first"
         i = first_pending(self.state.rota)
         if i is not None:
             self.send_request(i)
             self.log(f"request sent to next partner {self.state.rota[i].partner}", event="next_partner")
-        elif self.policy.end_of_rota == "expire":
+        elif (end_of_rota or self.policy.end_of_rota) == "expire":
             self.go(S.EXPIRED, "no partner left in the rota")
         else:
             self.log("no partner left in the rota; kept for review", event="end_of_rota")

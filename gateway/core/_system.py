@@ -15,6 +15,7 @@ from .events import DeliveryFailed, RequestConfirmed, Tick
 from .policy import BorrowingPolicy
 from .rota import EntryState, RotaEntry, current_index, find, index_of
 from .state import Attention, BorrowingState, Decision
+from .statuses import BorrowingStatus as S
 from .transitions import target
 
 SYSTEM = "system"
@@ -28,11 +29,15 @@ def tick(state: BorrowingState, event: Tick, policy: BorrowingPolicy) -> Decisio
     i = current_index(state.rota)
     assert i is not None
     entry = state.rota[i]
-    key = _timer_key(entry)
+    key = _timer_key(state, entry)
     step = Step(state, actor=SYSTEM, at=event.now, key=key, policy=policy)
     found = target(state.status, key)
     assert found is not None
-    if key == "no_answer":
+    if key == "cancel_overdue":
+        step.flag(Attention.CANCEL_OVERDUE)
+        step.transition(found, f"no answer from {entry.partner} to our Cancel by {due.isoformat()}; "
+                        "staff can treat the request as cancelled or resume it")
+    elif key == "no_answer":
         step.send(entry.partner, Action.StatusRequest)
         step.set_entry(i, status_requested_at=event.now)
         step.transition(found, f"no answer from {entry.partner} since {due - policy.deadline_for(entry.partner)}; "
@@ -50,16 +55,29 @@ def next_deadline(state: BorrowingState, policy: BorrowingPolicy) -> datetime | 
     if i is None:
         return None
     entry = state.rota[i]
+    if state.status is S.WAITING_FOR_CANCEL_RESPONSE:
+        return _cancel_deadline(state, entry, policy)
     if entry.state is not EntryState.ACTIVE or entry.answered_at or entry.sent_at is None:
         return None  # answered (a CONDITIONAL partner has answered: it never times out)
-    if target(state.status, _timer_key(entry)) is None:
+    if target(state.status, _timer_key(state, entry)) is None:
         return None  # e.g. the request is not confirmed yet: the outbox is still on it
     if entry.status_requested_at is None:
         return entry.sent_at + policy.deadline_for(entry.partner)
     return entry.status_requested_at + policy.grace
 
 
-def _timer_key(entry: RotaEntry) -> str:
+def _cancel_deadline(state: BorrowingState, entry: RotaEntry, policy: BorrowingPolicy) -> datetime | None:
+    """The partner's answer to our Cancel is due within its response deadline; once that has
+    passed (and the request is flagged) no timer runs until staff settle it."""
+    if Attention.CANCEL_OVERDUE in state.flags:
+        return None
+    sent = (state.cancel.sent_at if state.cancel else None) or entry.sent_at  # older states: the request
+    return None if sent is None else sent + policy.deadline_for(entry.partner)
+
+
+def _timer_key(state: BorrowingState, entry: RotaEntry) -> str:
+    if state.status is S.WAITING_FOR_CANCEL_RESPONSE:
+        return "cancel_overdue"
     return "no_answer" if entry.status_requested_at is None else "no_answer_after_grace"
 
 

@@ -196,6 +196,29 @@ class Locate(StaffEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MarkMessagesRead(StaffEvent):
+    """Staff have read the partner's general messages: they are no longer unread."""
+
+    key: ClassVar[str] = "mark_messages_read"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TreatAsCancelled(StaffEvent):
+    """The partner never answered our Cancel: take the request as cancelled."""
+
+    key: ClassVar[str] = "treat_as_cancelled"
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeRequest(StaffEvent):
+    """The partner never answered our Cancel: carry on as if it had refused it."""
+
+    key: ClassVar[str] = "resume_request"
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Acknowledge(StaffEvent):
     """Staff dealt with a flag that no status change clears (send failed, cancel refused)."""
 

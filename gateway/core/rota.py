@@ -124,7 +124,10 @@ def remove(rota: Rota, partner: str) -> Rota:
 
 def move_selected(rota: Rota, partners: Iterable[str], position: int) -> Rota:
     """Move the selected entries, in their current order, so the first lands at `position`."""
+    partners = tuple(partners)
     chosen = set(partners)
+    if len(chosen) != len(partners):
+        raise InvalidInput("partner", "a partner is selected twice")
     for partner in chosen:
         index_of(rota, partner)  # unknown partners are an input error
     moving = tuple(e for e in rota if e.partner in chosen)

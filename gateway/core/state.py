@@ -86,11 +86,15 @@ class Attention(StrEnum):
     RETRY_OFFERED = "retry_offered"  # RETRY_POSSIBLE waits for retry/skip
     SEND_FAILED = "send_failed"  # the outbox gave up on a message
     CANCEL_REFUSED = "cancel_refused"  # a partner we left answered our Cancel with N
+    CANCEL_OVERDUE = "cancel_overdue"  # no answer to our Cancel by the response deadline
+    MESSAGE_UNREAD = "message_unread"  # a partner's general message staff have not marked read
 
 
 STATUS_BOUND = frozenset({
     Attention.NO_PARTNERS, Attention.ROTA_EXHAUSTED, Attention.CONDITIONS_OFFERED, Attention.RETRY_OFFERED,
 })
+# Flags an action of their own clears, not `acknowledge`: reading the messages, settling the cancel.
+CLEARED_BY_ACTION = frozenset({Attention.MESSAGE_UNREAD, Attention.CANCEL_OVERDUE})
 
 
 class ItemLocation(StrEnum):
@@ -112,6 +116,7 @@ class CancelInfo:
     reason: str | None = None
     note: str | None = None
     notify_patron: bool = False
+    sent_at: datetime | None = None  # our Cancel went to the partner: its answer is due from here
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,12 @@ class Decision:
         return self.previous is None or self.previous.status is not self.state.status
 
     @property
+    def changes_nothing(self) -> bool:
+        """Nothing to write: same state, nothing sent or recorded (e.g. a tick with nothing due)."""
+        return (self.previous is not None and self.state == self.previous
+                and not (self.outgoing or self.history or self.messages or self.notes or self.received))
+
+    @property
     def rota_changed(self) -> bool:
         return self.previous is None or self.previous.rota != self.state.rota
 
@@ -250,3 +261,11 @@ def status_flags(state: BorrowingState) -> frozenset[Attention]:
     elif state.status is S.RETRY_POSSIBLE:
         flags.add(Attention.RETRY_OFFERED)
     return frozenset(flags)
+
+
+def stale_flags(state: BorrowingState) -> frozenset[Attention]:
+    """Flags that lost their meaning with the status: an overdue Cancel is settled once the
+    request no longer waits for the answer (it came, or staff settled it)."""
+    if state.status is not S.WAITING_FOR_CANCEL_RESPONSE:
+        return frozenset({Attention.CANCEL_OVERDUE}) & state.flags
+    return frozenset()

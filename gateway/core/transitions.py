@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 from .errors import IllegalTransition
 from .rota import first_pending
-from .state import STATUS_BOUND, BorrowingState, ItemLocation
+from .state import CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, ItemLocation
 from .statuses import (
     ALL, ANSWERED, AWAITING_ANSWER, BEFORE_SHIPPING, BETWEEN_PARTNERS, ON_LOAN, OPEN, SHIPPED,
 )
@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     SAME = "same"
     FIRST_PARTNER = "first_partner"
     NEXT_PARTNER = "next_partner"
+    STAFF_LEFT_PARTNER = "staff_left_partner"
     PARTNER_CANCELLED = "partner_cancelled"
     UNDELIVERED = "undelivered"
     LOCATE = "locate"
@@ -44,6 +45,9 @@ OUTCOME_TEXT: dict[Outcome, str] = {
     Outcome.FIRST_PARTNER: "CREATED with the request sent to the first partner; LOCATE_FAILED without partners",
     Outcome.NEXT_PARTNER: "REJECTED_BY_PARTNER and the next pending partner gets the request at once; "
     "after the last: EXPIRED, or REJECTED_BY_PARTNER for review (policy end_of_rota)",
+    Outcome.STAFF_LEFT_PARTNER: "REJECTED_BY_PARTNER and the next pending partner gets the request at once; "
+    "after the last: REJECTED_BY_PARTNER for staff to add a partner or locate, needs attention "
+    "(staff chose to leave the partner, so end_of_rota does not apply)",
     Outcome.PARTNER_CANCELLED: "CANCELED_BY_PARTNER, or the next partner (policy on_partner_cancel)",
     Outcome.UNDELIVERED: "next partner (policy on_send_failure); with nobody left, or on hold: "
     "READY_TO_SEND, needs attention",
@@ -59,7 +63,7 @@ OUTCOME_TEXT: dict[Outcome, str] = {
 Target = S | Outcome
 Row = tuple[Iterable[S], str, Target]
 
-SAME, NEXT = Outcome.SAME, Outcome.NEXT_PARTNER
+SAME, NEXT, LEFT = Outcome.SAME, Outcome.NEXT_PARTNER, Outcome.STAFF_LEFT_PARTNER
 WAITING = S.WAITING_FOR_CANCEL_RESPONSE
 HELD = frozenset({S.RECEIVED_PHYSICALLY, S.RETURNED_BY_PATRON, S.RENEWED_BY_PARTNER, S.RENEW_NOT_ACCEPTED, S.OVERDUE})
 BEFORE_RETURN = AWAITING_ANSWER | ANSWERED | SHIPPED | ON_LOAN | {S.RETURNED_TO_PARTNER}
@@ -67,19 +71,23 @@ BEFORE_RETURN = AWAITING_ANSWER | ANSWERED | SHIPPED | ON_LOAN | {S.RETURNED_TO_
 STAFF_ROWS: tuple[Row, ...] = (
     (ALL, "add_note", SAME),
     (ALL, "acknowledge", SAME),
+    (ALL, "mark_messages_read", SAME),
     (BEFORE_SHIPPING, "edit", SAME),
     (OPEN - {S.LOCATE_FAILED}, "send_message", SAME),
     (OPEN - {S.LOCATE_FAILED}, "status_request", SAME),
     (BEFORE_SHIPPING, "move_partner", SAME),
     (BEFORE_SHIPPING, "add_partner", SAME),
     (BEFORE_SHIPPING, "remove_partner", SAME),
-    (BEFORE_SHIPPING - {S.LOCATE_FAILED}, "cancel_partner", NEXT),
+    (BEFORE_SHIPPING - {S.LOCATE_FAILED}, "cancel_partner", LEFT),
     ({S.LOCATE_FAILED, S.READY_TO_SEND, S.REJECTED_BY_PARTNER}, "locate", Outcome.LOCATE),
     (BEFORE_SHIPPING, "cancel", Outcome.CANCEL),
     ({S.CONDITIONAL}, "accept_conditions", S.WILL_SUPPLY),
-    ({S.CONDITIONAL}, "reject_conditions", NEXT),
+    ({S.CONDITIONAL}, "reject_conditions", LEFT),
+    # The partner never answered our Cancel (its response deadline passed): staff settle it.
+    ({WAITING}, "treat_as_cancelled", Outcome.CANCELED_BY_REQUESTER),
+    ({WAITING}, "resume_request", Outcome.RESTORE),
     ({S.RETRY_POSSIBLE}, "retry", S.READY_TO_SEND),
-    ({S.RETRY_POSSIBLE}, "skip", NEXT),
+    ({S.RETRY_POSSIBLE}, "skip", LEFT),
     (SHIPPED, "receive", S.RECEIVED_PHYSICALLY),
     (HELD, "loan_to_patron", S.LOANED_TO_PATRON),
     ({S.RENEW_REQUESTED}, "loan_to_patron", SAME),  # the renew answer decides the status
@@ -138,6 +146,7 @@ SYSTEM_ROWS: tuple[Row, ...] = (
     (ALL, "message_undelivered", SAME),
     ({S.REQUEST_SENT}, "no_answer", SAME),  # sends StatusRequest, grace starts
     ({S.REQUEST_SENT}, "no_answer_after_grace", NEXT),  # sends Cancel
+    ({WAITING}, "cancel_overdue", SAME),  # flags the request: staff settle the cancel
 )
 
 # A request is born by "create" (there is no status before it).
@@ -228,7 +237,15 @@ def _is_copy(state: BorrowingState) -> bool:
 
 
 def _has_plain_flag(state: BorrowingState) -> bool:
-    return bool(state.flags - STATUS_BOUND)
+    return bool(state.flags - STATUS_BOUND - CLEARED_BY_ACTION)
+
+
+def _has_unread(state: BorrowingState) -> bool:
+    return Attention.MESSAGE_UNREAD in state.flags
+
+
+def _cancel_overdue(state: BorrowingState) -> bool:
+    return Attention.CANCEL_OVERDUE in state.flags
 
 
 GUARDS: dict[str, tuple[Callable[[BorrowingState], bool], str]] = {
@@ -244,6 +261,9 @@ GUARDS: dict[str, tuple[Callable[[BorrowingState], bool], str]] = {
     "renew": (_is_loan, "only a loan can be renewed"),
     "close": (_is_copy, "only a copy can be closed; a loan is completed by the lender"),
     "acknowledge": (_has_plain_flag, "no flag to acknowledge"),
+    "mark_messages_read": (_has_unread, "no unread general message"),
+    "treat_as_cancelled": (_cancel_overdue, "the partner's answer to the Cancel is not overdue yet"),
+    "resume_request": (_cancel_overdue, "the partner's answer to the Cancel is not overdue yet"),
 }
 
 

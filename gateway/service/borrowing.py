@@ -24,6 +24,7 @@ from ..core import (
     IllegalTransition,
     InvalidInput,
     Locate,
+    MarkMessagesRead,
     RequestConfirmed,
     RequestDetails,
     SupplierMessage,
@@ -88,7 +89,7 @@ def _write_decision(
     changed = {name: value for name, value in columns.items() if row.get(name) != value}
     if not queries.update_request(conn, request_id, row["version"], changed, now=now):
         raise Conflict(f"borrowing request {request_id} changed under us")
-    if decision.rota_changed:
+    if decision.rota_changed or rows.deadline_moved(decision.previous, state, ctx.policy):
         rows.replace_rota(conn, request_id, state, ctx.policy)
     _write_children(conn, ctx, request_id, row["external_id"], extra, decision, now, raw_message_id)
 
@@ -127,7 +128,8 @@ class ChildRows:
             {"request_id": request_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
              "actor": m.partner if m.direction == "in" else actor,
              "markers": note_markers(m.note) if m.direction == "in" else None,
-             "text": m.note, "raw_message_id": raw_message_id if m.direction == "in" else None}
+             "text": m.note, "raw_message_id": raw_message_id if m.direction == "in" else None,
+             "read_at": None if m.direction == "in" else m.at}  # an incoming one waits to be read
             for m in decision.messages
         )
         self.notes.extend(
@@ -199,7 +201,14 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
         decision = decide(state, ev, ctx.policy)
         if isinstance(ev, (Edit, RetryRequest)) and ev.changes:  # (a refused action is a 409 first)
             ctx.form_rules.check(decision.state.details, today=now.date(), changed=ev.changes)
+        if decision.changes_nothing:
+            # No write, so the row keeps its version and updated_at; only a deadline stored by an
+            # older version that no longer holds is put right, or the timer would come back.
+            rows.refresh_deadline(conn, request_id, state, ctx.policy)
+            return StepResult(request_id, decision.state, decision)
         _write_decision(conn, ctx, row, decision, now=now)
+        if isinstance(ev, MarkMessagesRead):
+            queries.mark_messages_read(conn, now=now, request_id=request_id)
         return StepResult(request_id, decision.state, decision)
 
     return step
@@ -410,7 +419,8 @@ class SupplierMessages:
                 values = rows.status_columns(after.state, {**after.extra, "state": state_json})
                 if after.state.details != before.state.details:
                     values.update(rows.detail_columns(after.state.details))
-                if after.state.rota != before.state.rota:
+                if after.state.rota != before.state.rota or rows.deadline_moved(before.state, after.state,
+                                                                                 self.ctx.policy):
                     rotas[after.id] = (before.state, after.state)
             updates.append(queries.RequestUpdate(after.id, before.version, after.version, values, now))
         if not queries.update_requests(conn, updates):

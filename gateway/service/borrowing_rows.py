@@ -116,6 +116,24 @@ def history_rows(decision: Decision, request_id: int, raw_message_id: int | None
     ]
 
 
+def deadline_moved(before: BorrowingState | None, after: BorrowingState, policy: BorrowingPolicy) -> bool:
+    """The timer's deadline (kept on the current rota entry) changed although the rota may not
+    have, e.g. a Cancel sent or answered: the rota rows must be written again."""
+    return before is None or next_deadline(before, policy) != next_deadline(after, policy)
+
+
+def refresh_deadline(conn: Connection, request_id: int, state: BorrowingState, policy: BorrowingPolicy) -> None:
+    """Set the stored deadline of the request's rota entries to what the state says, where it
+    differs (a request the timer visits for nothing)."""
+    deadline, current = next_deadline(state, policy), state.current
+    t = rota_entries_t
+    for agency, stored in conn.execute(select(t.c.agency, t.c.deadline_at).where(t.c.request_id == request_id)):
+        wanted = deadline if current is not None and agency == current.partner else None
+        if stored != wanted:
+            conn.execute(t.update().where(t.c.request_id == request_id, t.c.agency == agency)
+                         .values(deadline_at=wanted))
+
+
 def due_request_ids(conn: Connection, now: datetime) -> list[int]:
     stmt = (
         select(rota_entries_t.c.request_id)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select
 from ..core import IllegalTransition, InvalidInput
 from ..core.lending import (
     DEFAULT_LENDING_POLICY, IncomingRequest, LendingDecision, LendingDetails, LendingPolicy, LendingState,
-    MessageUndelivered, RequesterMessage, Tick, decide_lending, next_lending_deadline,
+    MarkMessagesRead, MessageUndelivered, RequesterMessage, Tick, decide_lending, next_lending_deadline,
 )
 from ..messages import ErrorType, Fault, Inbound, answer, encode, model
 from ..messages.peers import alma_messages, note_markers
@@ -125,7 +125,8 @@ def _write(conn: Connection, ctx: ServiceContext, policy: LendingPolicy, lending
             {"lending_id": lending_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
              "actor": m.partner if m.direction == "in" else None, "text": m.note,
              "raw_message_id": raw_id if m.direction == "in" else None,
-             "markers": note_markers(m.note) if m.direction == "in" else None} for m in decision.messages])
+             "markers": note_markers(m.note) if m.direction == "in" else None,
+             "read_at": None if m.direction == "in" else m.at} for m in decision.messages])
     if decision.notes:
         queries.insert_rows(conn, notes_t, [
             {"lending_id": lending_id, "created_at": n.at, "actor": n.by, "text": n.text} for n in decision.notes])
@@ -259,6 +260,8 @@ def lending_event_step(ctx: ServiceContext, policy: LendingPolicy, lending_id: i
             raise NotFound(f"no lending request {lending_id}")
         decision = decide_lending(from_json(LendingState, row["extra"]["state"]), event, policy)
         _write(conn, ctx, policy, lending_id, row, decision, now, None)
+        if isinstance(event, MarkMessagesRead):
+            queries.mark_messages_read(conn, now=now, lending_id=lending_id)
         return LendingResult(lending_id, decision.state, decision)
 
     return step

@@ -363,6 +363,8 @@ class GeneralMessage(Base):
     # An inbound note's ReShare markers as data (`messages.peers.note_markers`: seq, last_seq,
     # flags, updated_fields, cluster_id, text without them); NULL without markers and when outbound.
     markers: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # When staff marked it read; NULL while an incoming message is unread (outbound: written read).
+    read_at: Mapped[datetime | None] = mapped_column()
 
 
 class Note(Base):

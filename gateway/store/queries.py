@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .prepared import Prepared
 from .models import borrowing_requests_t as _req
+from .models import general_messages_t as _msg
 from .models import history_t as _hist
 from .models import lending_requests_t as _lend
 from .models import outbox_t as _out
@@ -282,6 +283,14 @@ def mark_message_history(conn: Connection, raw_message_id: int, markers: Mapping
 
 
 # --- raw messages and idempotency ---------------------------------------------------------------
+
+
+def mark_messages_read(conn: Connection, *, now: datetime, request_id: int | None = None,
+                       lending_id: int | None = None) -> int:
+    """Mark the unread incoming general messages of one borrowing or lending request read."""
+    owner = _msg.c.request_id == request_id if request_id is not None else _msg.c.lending_id == lending_id
+    stmt = update(_msg).where(owner, _msg.c.direction == "in", _msg.c.read_at.is_(None)).values(read_at=now)
+    return conn.execute(stmt).rowcount
 
 
 def body_sha256(body: bytes) -> str:

@@ -5,8 +5,8 @@ core has the same idea, so both can be exported from `gateway.core` side by side
 from ..errors import IllegalTransition, InvalidInput
 from .events import (
     AddNote, AnswerCancel, AnswerRenew, CheckIn, ClearFlag, CompleteCopy, CompleteWithoutReturn, ExpectToSupply,
-    IncomingRequest, LendingEvent, MarkOverdue, MarkUnfilled, MessageUndelivered, OfferConditions, OfferRetry,
-    Recall, RequesterMessage, SendMessage, Ship, Tick, WillSupply, conditions_answer,
+    IncomingRequest, LendingEvent, MarkMessagesRead, MarkOverdue, MarkUnfilled, MessageUndelivered, OfferConditions,
+    OfferRetry, Recall, RequesterMessage, SendMessage, Ship, Tick, WillSupply, conditions_answer,
 )
 from .machine import decide_lending, next_lending_deadline
 from .policy import DEFAULT_LENDING_POLICY, LendingPolicy, expires_at
@@ -25,6 +25,7 @@ __all__ = [
     "LendingDecision", "LendingHistoryEntry", "OutgoingSupplierMessage", "LendingAttention", "Pending", "Costs",
     "LendingPolicy", "DEFAULT_LENDING_POLICY", "IllegalTransition", "InvalidInput",
     "LendingEvent", "RequesterMessage", "IncomingRequest", "MessageUndelivered", "Tick", "AddNote", "SendMessage",
+    "MarkMessagesRead",
     "ExpectToSupply", "WillSupply", "OfferConditions", "Ship", "CompleteCopy", "MarkUnfilled", "OfferRetry",
     "AnswerCancel", "AnswerRenew", "MarkOverdue", "Recall", "CheckIn", "CompleteWithoutReturn", "ClearFlag",
     "conditions_answer",

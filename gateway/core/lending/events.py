@@ -16,11 +16,12 @@ from gateway.messages.codes import Action, ReasonForMessage, RequestType, Status
 from gateway.messages.peers import condition_answer
 
 from ..errors import InvalidInput
-from ..events import AddNote, SendMessage, StaffEvent, Tick
+from ..events import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick
 from .state import Costs, LendingAttention, LendingDetails
 
 __all__ = [
-    "RequesterMessage", "IncomingRequest", "AddNote", "SendMessage", "Tick", "MessageUndelivered",
+    "RequesterMessage", "IncomingRequest", "AddNote", "SendMessage", "MarkMessagesRead", "Tick",
+    "MessageUndelivered",
     "ExpectToSupply", "WillSupply", "OfferConditions", "Ship", "CompleteCopy", "MarkUnfilled", "OfferRetry",
     "AnswerCancel", "AnswerRenew", "MarkOverdue", "Recall", "CheckIn", "CompleteWithoutReturn", "ClearFlag",
     "conditions_answer",

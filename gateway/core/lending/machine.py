@@ -18,7 +18,7 @@ from typing import Any, Callable
 from gateway.messages.codes import Action, ReasonForMessage, RequestType, Status, YesNo
 
 from ..errors import IllegalTransition, InvalidInput
-from ..events import AddNote, SendMessage, StaffEvent, Tick
+from ..events import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick
 from ..state import GeneralMessage, Note
 from .events import (
     AnswerCancel, AnswerRenew, CheckIn, ClearFlag, CompleteCopy, CompleteWithoutReturn, ExpectToSupply,
@@ -27,8 +27,8 @@ from .events import (
 )
 from .policy import DEFAULT_LENDING_POLICY, LendingPolicy, expires_at
 from .state import (
-    STATUS_BOUND, LendingAttention, LendingDecision, LendingHistoryEntry, LendingState, OutgoingSupplierMessage,
-    Pending, status_flags,
+    CLEARED_BY_ACTION, STATUS_BOUND, LendingAttention, LendingDecision, LendingHistoryEntry, LendingState,
+    OutgoingSupplierMessage, Pending, status_flags,
 )
 from .statuses import LendingStatus as L
 from .transitions import (
@@ -200,8 +200,9 @@ def _requester_message(state: LendingState, msg: RequesterMessage) -> LendingDec
     if changes and msg.timestamp is not None:
         step.set(borrower_timestamp=msg.timestamp)  # not stale: no earlier than the last one
     if msg.action is Action.Notification:
-        if msg.note:
+        if msg.note:  # a general message from the borrower waits for staff to read it
             step.messages.append(GeneralMessage(msg.received_at, msg.partner, "in", msg.note))
+            step.flag(LendingAttention.MESSAGE_UNREAD)
         detail = _with("general message", msg.note)
         if found is L.WILL_SUPPLY:
             detail = _with("the borrower accepted the conditions", msg.note)
@@ -320,10 +321,15 @@ def _send_message(step: _Step, ev: SendMessage, found: Target) -> None:
 
 
 def _acknowledge(step: _Step, ev: ClearFlag, found: Target) -> None:
-    if ev.flag in STATUS_BOUND or ev.flag not in step.state.flags:
+    if ev.flag in STATUS_BOUND | CLEARED_BY_ACTION or ev.flag not in step.state.flags:
         raise InvalidInput("flag", f"{ev.flag.value} is not a flag staff can clear now")
     step.flag(ev.flag, False)
     _go_or_log(step, found, f"acknowledged {ev.flag.value}")
+
+
+def _mark_messages_read(step: _Step, ev: MarkMessagesRead, found: Target) -> None:
+    step.flag(LendingAttention.MESSAGE_UNREAD, False)
+    _go_or_log(step, found, "general messages marked read")
 
 
 def _expect_to_supply(step: _Step, ev: ExpectToSupply, found: Target) -> None:
@@ -435,7 +441,7 @@ def _complete_without_return(step: _Step, ev: CompleteWithoutReturn, found: Targ
 
 
 _HANDLERS: dict[type, Callable[[_Step, Any, Target], None]] = {
-    AddNote: _add_note, SendMessage: _send_message, ClearFlag: _acknowledge,
+    AddNote: _add_note, SendMessage: _send_message, ClearFlag: _acknowledge, MarkMessagesRead: _mark_messages_read,
     ExpectToSupply: _expect_to_supply, WillSupply: _will_supply, OfferConditions: _conditional,
     OfferRetry: _retry_possible, MarkUnfilled: _unfilled, Ship: _ship, CompleteCopy: _copy_completed,
     AnswerCancel: _answer_cancel, AnswerRenew: _answer_renew, MarkOverdue: _mark_overdue, Recall: _recall,

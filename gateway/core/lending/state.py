@@ -80,9 +80,12 @@ class LendingAttention(StrEnum):
     LOST = "lost"  # the borrower reported the item lost (2021 action Lost)
     REMINDER = "reminder"  # the borrower sent a `request` of type Reminder
     SEND_FAILED = "send_failed"  # the outbox gave up on one of our messages
+    MESSAGE_UNREAD = "message_unread"  # a general message from the borrower staff have not marked read
 
 
 STATUS_BOUND = frozenset({LendingAttention.CANCEL_REQUESTED, LendingAttention.RENEW_REQUESTED})
+# Cleared by an action of its own (mark-messages-read), not by `acknowledge`.
+CLEARED_BY_ACTION = frozenset({LendingAttention.MESSAGE_UNREAD})
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from gateway.messages.codes import ServiceType
 
 from ..errors import IllegalTransition
 from ..transitions import build_table, row_keys
-from .state import STATUS_BOUND, LendingState, Pending
+from .state import CLEARED_BY_ACTION, STATUS_BOUND, LendingAttention, LendingState, Pending
 from .statuses import (
     ALL, BEFORE_SHIPPING, FINAL, ON_LOAN, OPEN, OUT, PROMISED, UNANSWERED, WAITING_FOR_BORROWER,
 )
@@ -66,6 +66,7 @@ SAME = LendingOutcome.SAME
 STAFF_ROWS: tuple[Row, ...] = (
     (ALL, "add_note", SAME),
     (ALL, "acknowledge", SAME),
+    (ALL, "mark_messages_read", SAME),
     (ALL, "send_message", SAME),
     (UNANSWERED, "expect_to_supply", L.EXPECT_TO_SUPPLY),
     (PROMISED - {L.WILL_SUPPLY} | {L.CONDITIONAL}, "will_supply", L.WILL_SUPPLY),
@@ -117,7 +118,7 @@ FALLBACK: dict[str, str] = {"Notification:ACCEPT": "Notification", "Notification
 
 # While the borrower's question waits for staff, only these staff keys are open: answer first.
 # A check-in (or completing without return) makes a pending renewal moot: it clears it.
-_ALWAYS = frozenset({"add_note", "send_message", "acknowledge"})
+_ALWAYS = frozenset({"add_note", "send_message", "acknowledge", "mark_messages_read"})
 WHILE_PENDING: dict[Pending, frozenset[str]] = {
     Pending.CANCEL: _ALWAYS | {"answer_cancel:Y", "answer_cancel:N"},
     Pending.RENEW: _ALWAYS | {"answer_renew:Y", "answer_renew:N", "check_in", "complete_without_return"},
@@ -150,7 +151,11 @@ def _copy_allowed(state: LendingState) -> bool:
 
 
 def _has_plain_flag(state: LendingState) -> bool:
-    return bool(state.flags - STATUS_BOUND)
+    return bool(state.flags - STATUS_BOUND - CLEARED_BY_ACTION)
+
+
+def _has_unread(state: LendingState) -> bool:
+    return LendingAttention.MESSAGE_UNREAD in state.flags
 
 
 GUARDS: dict[str, tuple[Callable[[LendingState], bool], str]] = {
@@ -161,6 +166,7 @@ GUARDS: dict[str, tuple[Callable[[LendingState], bool], str]] = {
     "ship": (_loan_allowed, "the borrower asked for a copy"),
     "copy_completed": (_copy_allowed, "the borrower asked for a loan"),
     "acknowledge": (_has_plain_flag, "no flag to acknowledge"),
+    "mark_messages_read": (_has_unread, "no unread general message"),
 }
 
 PENDING_TEXT: dict[Pending, str] = {
