@@ -166,8 +166,9 @@ def _drop_postgres_schema(schema: str) -> None:
     asyncio.run(drop())
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def live(request, tmp_path_factory):
+def seeded_live_gateway(request, tmp_path_factory, **options):
+    """A seeded LiveGateway for a module's tests, on SQLite or on a fresh PostgreSQL schema (by the
+    fixture's param); use as the body of a module-scoped fixture: `yield from seeded_live_gateway(...)`."""
     if request.param == "sqlite":
         url, schema = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('live') / 'live.sqlite3'}", None
     else:
@@ -177,12 +178,17 @@ def live(request, tmp_path_factory):
             pytest.skip(f"PostgreSQL not reachable at {u.host}:{u.port or 5432}")
         url, schema = found
     try:
-        with LiveGateway(url) as server:
+        with LiveGateway(url, **options) as server:
             server.seed()
             yield server
     finally:
         if schema:
             _drop_postgres_schema(schema)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(request, tmp_path_factory):
+    yield from seeded_live_gateway(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.engine import make_url
 
 from gateway.api._web import MAX_ID, MAX_OFFSET
 from gateway.messages import Version, encode, model
@@ -26,9 +25,8 @@ from gateway.messages.codes import ReasonForMessage, Status
 from gateway.strict_numbers import NumberError, is_decimal_text, parse_int
 from gateway.transport.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
-from conftest import POSTGRES_URL
 from messages_helpers import NOW
-from test_api_openapi import LiveGateway, _drop_postgres_schema, _postgres_schema_url
+from test_api_openapi import seeded_live_gateway
 from test_api_support import KEYS, OURS, P1, P2, P3
 
 EXAMPLES = 60
@@ -104,23 +102,9 @@ def test_decimal_text_is_ascii_only():
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def live(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url, schema = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('numbers') / 'numbers.sqlite3'}", None
-    else:
-        found = _postgres_schema_url()
-        if found is None:
-            u = make_url(POSTGRES_URL)
-            pytest.skip(f"PostgreSQL not reachable at {u.host}:{u.port or 5432}")
-        url, schema = found
     partners = [{"agency": P1, "url": "http://127.0.0.1:9/iso18626", "credentials": {"inbound": {"hmac_secret": "s3cret"}}},
                 *({"agency": a, "url": "http://127.0.0.1:9/iso18626"} for a in (P2, P3))]
-    try:
-        with LiveGateway(url, partners=partners) as server:
-            server.seed()
-            yield server
-    finally:
-        if schema:
-            _drop_postgres_schema(schema)
+    yield from seeded_live_gateway(request, tmp_path_factory, partners=partners)
 
 
 def call(live: Any, method: str, target: str, headers: dict[str, str] | None = None,
