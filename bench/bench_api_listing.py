@@ -43,7 +43,8 @@ from aiohttp import ClientSession, web  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from gateway.app import Gateway, build_app  # noqa: E402
+from gateway.app import build_app  # noqa: E402
+from gateway.runtime import Gateway  # noqa: E402
 from gateway.config import parse_config  # noqa: E402
 from gateway.core import Create, RequestDetails, decide  # noqa: E402
 from gateway.service.borrowing_rows import request_columns, rota_rows  # noqa: E402

@@ -137,7 +137,7 @@ async def preload(db: str, requests: int, refs_file: str) -> None:
     through the service (many at a time, so the writer groups them) before the server starts."""
     from sqlalchemy import select, update
 
-    from gateway.app import Gateway
+    from gateway.runtime import Gateway
     from gateway.core import RequestDetails
     from gateway.store.models import borrowing_requests_t as req
     from gateway.store.models import outbox_t as out
@@ -173,7 +173,8 @@ def serve_gateway(port: int, db: str, refs_file: str, requests: int) -> None:
     from aiohttp import web
     from sqlalchemy.engine import make_url
 
-    from gateway.app import Gateway, build_app
+    from gateway.app import build_app
+    from gateway.runtime import Gateway
 
     logging.getLogger("aiohttp.access").disabled = True
     asyncio.run(preload(db, requests, refs_file))

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from aiohttp import web
 from sqlalchemy import select
 
-from .app import Gateway, build_app
+from .app import build_app
 from .config import parse_config
 from .core import (
     AcceptConditions, CancelRequest, LoanToPatron, Receive, RequestDetails, ReturnByPatron, ReturnToPartner,
@@ -45,6 +45,7 @@ from .messages import model
 from .messages.codes import YesNo
 from .mock.partner import MockConfig
 from .mock.server import MockServer, make_app as make_mock_app, mock_of
+from .runtime import Gateway
 from .store.models import (
     borrowing_requests_t, history_t, lending_requests_t, raw_messages_t, rota_entries_t,
 )

@@ -24,7 +24,8 @@ from sqlalchemy.engine import make_url
 
 from gateway.api.openapi import document
 from gateway.api.routes import ROUTES
-from gateway.app import Gateway, build_app
+from gateway.app import build_app
+from gateway.runtime import Gateway
 from gateway.store.db import make_engine
 
 from conftest import POSTGRES_URL

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from gateway.app import Gateway, build_app
+from gateway.app import build_app
+from gateway.runtime import Gateway
 from gateway.config import parse_config
 from gateway.messages import Version, decode, encode, model
 from gateway.messages.codes import ReasonForMessage, Status

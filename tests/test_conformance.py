@@ -93,7 +93,8 @@ async def start_gateway(runner: Runner, tmp_path: Path, version: str) -> tuple[w
     """A real gateway (ISIL:XX-GW) on a tmp SQLite database whose only partner is the runner: its
     agency, speaking `version`, at the runner's listener (started here first, so its URL is known);
     with a staff API key. Points the runner's target and API at it."""
-    from gateway.app import Gateway, build_app
+    from gateway.app import build_app
+    from gateway.runtime import Gateway
     from gateway.config import parse_config
 
     listener = await runner.start()

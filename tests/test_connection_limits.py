@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from gateway.app import Gateway, build_app, serve
+from gateway.app import build_app, serve
+from gateway.runtime import Gateway
 from gateway.config import ConfigError, ServerLimits, parse_config
 from gateway.transport.connection_guard import address_key, fd_ceiling
 from gateway.transport.throttled_log import ThrottledLog

@@ -21,7 +21,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from gateway.app import Gateway
+from gateway.runtime import Gateway
 from gateway.core import (
     AcceptConditions, CancelRequest, Close, LoanToPatron, Receive, RejectConditions, Renew, RequestDetails,
     RetryRequest, ReturnByPatron, ReturnToPartner,

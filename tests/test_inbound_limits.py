@@ -130,7 +130,8 @@ async def _history_rows(engine) -> list[dict]:
 
 
 async def _start(aiohttp_client, db_url: str, **gateway_options):
-    from gateway.app import Gateway, build_app
+    from gateway.app import build_app
+    from gateway.runtime import Gateway
     from gateway_helpers import make_config
 
     config = make_config(db_url, PARTNERS)

@@ -14,7 +14,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, update
 
-from gateway.app import Gateway, build_app
+from gateway.app import build_app
+from gateway.runtime import Gateway
+from gateway.runtime import outbox_worker as OutboxWorker  # a worker over a gateway's parts
 from gateway.config import Partner, parse_config
 from gateway.core import RequestDetails, SendMessage
 from gateway.messages import ErrorType, Fault, Version, answer, decode, encode, model
@@ -31,7 +33,7 @@ from gateway.transport.auth import check_transport
 from gateway.transport.client import (
     CONTENT_TYPE, Confirmed, PartnerClient, Refused, TransportError, classify_response,
 )
-from gateway.transport.outbox import OutboxWorker, backoff_delay
+from gateway.transport.outbox import backoff_delay
 
 OURS = "ISIL:US-NjP"
 P1, P2, P3 = "ISIL:DK-1", "ISIL:DK-2", "ISIL:DK-3"

@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
+from gateway.runtime import Gateway
 from gateway.config import load_config
 from gateway.core import RequestDetails
 from gateway.messages import Version, decode, encode, model

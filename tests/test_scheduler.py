@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gateway.app import Gateway
+from gateway.runtime import Gateway
 from gateway.core import RequestDetails
 from gateway.store.models import outbox_t
 from gateway.transport.scheduler import Scheduler

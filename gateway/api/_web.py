@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ..app import Gateway, gateway_of
+from ..runtime import Gateway, gateway_of
 from ..strict_numbers import NumberError, parse_int
 from .errors import ApiError
 from .fields import check_text

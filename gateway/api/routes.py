@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..app import gateway_of
+from ..runtime import gateway_of
 from . import borrowing as b
 from . import events, intake, openapi, partners
 from . import lending as lend

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select
 from ..core import IllegalTransition, InvalidInput
 from ..core.lending import (
     DEFAULT_LENDING_POLICY, IncomingRequest, LendingDecision, LendingDetails, LendingPolicy, LendingState,
-    MarkMessagesRead, MessageUndelivered, RequesterMessage, Tick, decide_lending, next_lending_deadline,
+    MarkMessagesRead, RequesterMessage, Tick, decide_lending, next_lending_deadline,
 )
 from ..messages import ErrorType, Fault, Inbound, answer, encode, model
 from ..messages.peers import alma_messages, note_markers
@@ -271,27 +271,6 @@ def _due_ids(conn: Connection, now: datetime) -> list[int]:
     rows = conn.execute(select(lending_requests_t.c.id, lending_requests_t.c.extra)
                         .where(lending_requests_t.c.status == "NEW"))
     return [i for i, extra in rows if (extra or {}).get("deadline") and datetime.fromisoformat(extra["deadline"]) <= now]
-
-
-def outbox_outcome_step(ctx: ServiceContext, policy: LendingPolicy):
-    """The outbox worker's hook for our supplyingAgencyMessages: a refused or undeliverable one
-    flags the lending request (runs inside the worker's recording step)."""
-
-    def hook(conn: Connection, row: dict[str, Any], verdict: str, outcome: Any, now: datetime) -> None:
-        if verdict not in ("refused", "failed"):
-            return
-        message = decode_stored(row["body"])
-        event = MessageUndelivered(partner=row["partner_agency"], at=now, status=message.status_info.status,
-                                   reason=message.message_info.reason_for_message)
-        lending_event_step(ctx, policy, row["lending_id"], event, now)(conn)
-
-    return hook
-
-
-def decode_stored(body: bytes) -> model.SupplyingAgencyMessage:
-    from ..messages import decode
-
-    return decode(body).message
 
 
 class LendingService:

@@ -17,16 +17,16 @@ its state change. This worker takes it from there:
    sent), and after the cooldown one row goes as a probe. See docs/outbox-partners.md.
 3. Record: one writer step per row stores the outcome together with what it causes:
    - confirmation OK: the row is `delivered`, the message and the partner's confirmation are kept
-     verbatim in `raw_messages` (direction "out", linked from the row and the request's history),
-     and for a borrowing `request` the core's `RequestConfirmed` is applied in the same step;
+     verbatim in `raw_messages` (direction "out", linked from the row and the request's history);
    - confirmation ERROR: the row is `failed` at once (the partner understood and refused: sending
-     again would not help), the exchange is kept likewise, and the core gets `DeliveryFailed`
-     (the rota moves on for a request; other messages flag the request for staff);
+     again would not help), the exchange is kept likewise;
    - transport error: the row is `pending` again after an exponential backoff with full jitter;
-     after `max_attempts` it is `failed` and the core gets `DeliveryFailed`.
-   Rows of lending requests are only marked; `on_lending_outcome(conn, row, verdict, outcome, now)`
-   runs inside the same step for the lending service to hook into (no-op by default).
-   The step only marks the row if it is still at the attempt this worker claimed.
+     after `max_attempts` it is `failed`.
+   A final verdict also gets a history row (service/delivery.py), and the side's outcome hook,
+   `on_borrowing_outcome` or `on_lending_outcome` `(conn, row, verdict, outcome, now)`, applies
+   what it means for the request inside the same step (service/borrowing_delivery.py,
+   service/lending_delivery.py). The step only marks the row if it is still at the attempt this
+   worker claimed.
 
 Unknown outcomes: if the outcome is never recorded (the database was unwritable when the answer
 came, or the process died mid-send), the row stays `sending` until its lease ends; then any
@@ -39,8 +39,10 @@ the default) releases every `sending` row at once, since they can only be a dead
 with several workers on one database (PostgreSQL) pass `reset_on_start=False` and the leases
 alone decide.
 
-The worker sleeps until `gateway.outbox_wakeup` is set (services set it after committing a step that
-queued rows), a delivery finishes, a retry falls due, or `poll_interval` passes.
+The worker sleeps until `wakeup` is set (services set it after committing a step that queued
+rows), a delivery finishes, a retry falls due, or `poll_interval` passes. Its dependencies are
+passed in (the writer, the clock, the wake-up event, the partners, the breakers and one outcome
+hook per side); runtime.py assembles them for the running gateway.
 """
 
 from __future__ import annotations
@@ -49,43 +51,37 @@ import asyncio
 import heapq
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 from sqlalchemy.exc import DBAPIError
 
 from ..config import Partner
-from ..core import DeliveryFailed, RequestConfirmed
 from ..messages import MessageError, decode
 from ..messages.codec import format_datetime
 from ..messages.identity import content_sha256
-from ..service.borrowing import event_step
-from ..service.writer import Conflict
+from ..service.delivery import (
+    DELIVERED, FAILED, REFUSED, RETRIED, STALE, Row, outcome_history, outcome_unknown_history,
+)
+from ..service.writer import Conflict, Writer
 from ..store import queries
-from ..store.models import borrowing_requests_t, lending_requests_t, outbox_t
-from .breaker import PartnerBreakers, breakers_for
+from ..store.models import outbox_t
+from .breaker import PartnerBreakers
 from .client import Confirmed, PartnerClient, Refused, SendOutcome, TransportError
 
-if TYPE_CHECKING:
-    from ..app import Gateway
-
-__all__ = ["LendingHook", "OutboxCounts", "OutboxWorker", "backoff_delay"]
+__all__ = ["OutboxCounts", "OutboxWorker", "OutcomeHook", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
 # (conn, outbox row, verdict "delivered" | "refused" | "failed", outcome, now) -> None; runs inside
 # the recording step, so whatever it writes commits together with the row's new state.
-LendingHook = Callable[[Connection, Row, str, SendOutcome, datetime], None]
+OutcomeHook = Callable[[Connection, Row, str, SendOutcome, datetime], None]
 
 MIN_DELAY = 0.05  # seconds: a retry is never due sooner
-SYSTEM = "system"
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock (PostgreSQL)
-
-DELIVERED, REFUSED, RETRIED, FAILED, STALE = "delivered", "refused", "retried", "failed", "stale"
 
 
 @dataclass
@@ -148,10 +144,6 @@ class _Stale(Exception):
     """The row was no longer ours to mark: roll the recording step back."""
 
 
-def _no_lending_hook(conn: Connection, row: Row, verdict: str, outcome: SendOutcome, now: datetime) -> None:
-    return None
-
-
 def _retryable(exc: DBAPIError) -> bool:
     orig = exc.orig
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -164,8 +156,14 @@ class OutboxWorker:
 
     def __init__(
         self,
-        gateway: Gateway,
+        writer: Writer,
         *,
+        clock: Callable[[], datetime],
+        wakeup: asyncio.Event,
+        partners: Mapping[str, Partner],
+        breakers: PartnerBreakers,
+        on_borrowing_outcome: OutcomeHook,
+        on_lending_outcome: OutcomeHook,
         max_attempts: int = 8,
         base_delay: float = 1.0,
         max_delay: float = 600.0,
@@ -177,14 +175,15 @@ class OutboxWorker:
         lease_margin: float = 30.0,
         reset_on_start: bool = True,
         shutdown_grace: float = 5.0,
-        on_lending_outcome: LendingHook | None = None,
-        breakers: PartnerBreakers | None = None,
     ):
         if max_attempts < 1 or concurrency < 1 or partner_max_in_flight < 1:
             raise ValueError("max_attempts, concurrency and partner_max_in_flight must be at least 1")
         if lease_margin <= 0:
             raise ValueError("lease_margin must be above 0 s")
-        self.gateway = gateway
+        self.writer, self.clock, self.wakeup, self.partners = writer, clock, wakeup, partners
+        # Shared with whoever shows them (the staff API), so staff see what this worker sees.
+        self.breakers = breakers
+        self.on_borrowing_outcome, self.on_lending_outcome = on_borrowing_outcome, on_lending_outcome
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -195,9 +194,6 @@ class OutboxWorker:
         self.lease_margin = lease_margin
         self.reset_on_start = reset_on_start
         self.shutdown_grace = shutdown_grace
-        self.on_lending_outcome: LendingHook = on_lending_outcome or _no_lending_hook
-        # The gateway's breakers by default, so that the staff API shows what this worker sees.
-        self.breakers = breakers or gateway.breakers or breakers_for(gateway.config)
         self._own_client = client is None
         self.client = client or PartnerClient(max_connections=max(concurrency, 1) * 2)
         self.totals = OutboxCounts()  # everything this worker did, for metrics and tests
@@ -246,17 +242,17 @@ class OutboxWorker:
     async def release_leases(self, *, expired_only: bool = True) -> int:
         """One sweep: `sending` rows whose lease ended go back to `pending`, each with a
         `message_outcome_unknown` history row; return how many."""
-        now = self.gateway.clock()
+        now = self.clock()
 
         def step(conn: Connection) -> int:
             released = queries.release_outbox_leases(conn, now=now, expired_only=expired_only)
             for row in released:
-                self._outcome_unknown(conn, row, now)
+                outcome_unknown_history(conn, row, now)
             return len(released)
 
-        count = await self.gateway.writer.run(step)
+        count = await self.writer.run(step)
         if count:
-            self.gateway.outbox_wakeup.set()
+            self.wakeup.set()
         return count
 
     # --- one pass (tests, tools) ----------------------------------------------------------------
@@ -280,7 +276,7 @@ class OutboxWorker:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        wakeup = self.gateway.outbox_wakeup
+        wakeup = self.wakeup
         last_sweep = loop.time()
         while True:
             wakeup.clear()  # before claiming: a signal that arrives during the claim is kept
@@ -325,7 +321,7 @@ class OutboxWorker:
 
         def done(t: asyncio.Task) -> None:
             self._inflight.discard(t)
-            self.gateway.outbox_wakeup.set()  # a slot is free; successors may be due
+            self.wakeup.set()  # a slot is free; successors may be due
 
         task.add_done_callback(done)
 
@@ -341,7 +337,7 @@ class OutboxWorker:
     # --- claim ---------------------------------------------------------------------------------
 
     def _max_in_flight(self, agency: str) -> int:
-        partner = self.gateway.ctx.partners.get(agency)
+        partner = self.partners.get(agency)
         configured = (partner.max_in_flight if partner is not None else None) or self.partner_max_in_flight
         return self.breakers.get(agency).max_in_flight(configured)
 
@@ -352,7 +348,7 @@ class OutboxWorker:
         """Claim up to `limit` due rows, within each partner's room; return them and whether more
         may be due (the fetch was full). Rows of a partner whose breaker is open are claimed
         with `held` set to the reason: they fail at once, without a request to the partner."""
-        now = self.gateway.clock()
+        now = self.clock()
         held = {agency: self._held_reason(agency) for agency in self.breakers.blocked(now)}
         # (blocked() also turns breakers whose cooldown is over half-open: room for one probe)
         room = {agency: self._max_in_flight(agency) - n for agency, n in self._partner_in_flight.items()}
@@ -388,7 +384,7 @@ class OutboxWorker:
                 raise
             return claimed, len(due) == limit
 
-        claimed, more = await self.gateway.writer.run(step)
+        claimed, more = await self.writer.run(step)
         for row in claimed:
             if "held" not in row:
                 agency = row["partner_agency"]
@@ -404,7 +400,7 @@ class OutboxWorker:
     # --- send and record --------------------------------------------------------------------------
 
     def _partner(self, row: Row) -> Partner:
-        partner = self.gateway.ctx.partners.get(row["partner_agency"])
+        partner = self.partners.get(row["partner_agency"])
         if partner is None:  # no longer configured: send with defaults to where it was queued for
             partner = Partner(agency=row["partner_agency"], name=row["partner_agency"], url=row["partner_url"])
         return partner
@@ -412,7 +408,7 @@ class OutboxWorker:
     async def _deliver(self, row: Row) -> str:
         agency = row["partner_agency"]
         if "held" in row:  # the partner's breaker is open: fail fast, on the row's usual schedule
-            return await self._record(row, TransportError(row["held"]), self.gateway.clock())
+            return await self._record(row, TransportError(row["held"]), self.clock())
         try:
             outcome = await self.client.send(self._partner(row), row["kind"], row["body"], url=row["partner_url"])
         finally:
@@ -421,7 +417,7 @@ class OutboxWorker:
                 self._partner_in_flight[agency] = left
             else:
                 self._partner_in_flight.pop(agency, None)
-        now = self.gateway.clock()
+        now = self.clock()
         self._count_for_breaker(agency, outcome, now)
         return await self._record(row, outcome, now)
 
@@ -441,7 +437,7 @@ class OutboxWorker:
                                   rng=self.rng)
         sent = _Sent() if delay is not None else _Sent.of(row["body"])
         try:
-            verdict = await self.gateway.writer.run(self._record_step(row, outcome, sent, now, delay))
+            verdict = await self.writer.run(self._record_step(row, outcome, sent, now, delay))
         except _Stale:
             log.warning("outbox: row %s changed while it was being sent; outcome not recorded", row["id"])
             return STALE
@@ -449,7 +445,7 @@ class OutboxWorker:
             log.exception("outbox: recording the outcome of row %s failed; marking it without effects",
                           row["id"])
             try:
-                verdict = await self.gateway.writer.run(
+                verdict = await self.writer.run(
                     self._record_step(row, outcome, sent, now, delay, effects=False)
                 )
             except _Stale:
@@ -465,7 +461,7 @@ class OutboxWorker:
             log.warning("outbox: row %s to %s %s: %s", row["id"], row["partner_agency"], verdict,
                         getattr(outcome, "reason", ""))
         if verdict != RETRIED:
-            self.gateway.outbox_wakeup.set()  # successors are unblocked; effects may have queued rows
+            self.wakeup.set()  # successors are unblocked; effects may have queued rows
         return verdict
 
     def _record_step(self, row: Row, outcome: SendOutcome, sent: _Sent, now: datetime,
@@ -502,16 +498,6 @@ class OutboxWorker:
         return step
 
     @staticmethod
-    def _outcome_unknown(conn: Connection, row: Row, now: datetime) -> None:
-        partner, kind = row["partner_agency"], row["kind"]
-        text = (f"{kind} to {partner}: the outcome of attempt {row['attempts']} is unknown (nothing was "
-                f"recorded before the claim's lease ended); it will be sent again, so {partner} may "
-                f"receive it twice")
-        _history(conn, row, "message_outcome_unknown", {
-            "text": text, "outbox_id": row["id"], "kind": kind, "partner": partner,
-            "attempts": row["attempts"], "unknown_outcomes": row["unknown_outcomes"]}, None, now)
-
-    @staticmethod
     def _store_raw(conn: Connection, row: Row, sent: _Sent, confirmation: bytes, now: datetime) -> int:
         key = queries.MessageKey(
             direction="out", partner_agency=row["partner_agency"], kind=row["kind"],
@@ -530,46 +516,7 @@ class OutboxWorker:
 
     def _effects(self, conn: Connection, row: Row, verdict: str, outcome: SendOutcome, sent: _Sent,
                  error: str | None, raw_id: int | None, now: datetime) -> None:
-        """History, then what the core (or the lending hook) makes of the outcome."""
-        partner, kind = row["partner_agency"], row["kind"]
-        what = kind if sent.action is None else f"{kind} {sent.action.value}"
-        text = {
-            DELIVERED: f"{what} delivered to {partner}",
-            REFUSED: f"{what} refused by {partner}: {error}",
-            FAILED: f"{what} could not be delivered to {partner}: {error}",
-        }[verdict]
-        event = {DELIVERED: "message_sent", REFUSED: "message_sent_refused",
-                 FAILED: "message_not_delivered"}[verdict]
-        detail = {"text": text, "outbox_id": row["id"], "kind": kind, "partner": partner,
-                  "attempts": row["attempts"]}
-        if row.get("unknown_outcomes"):  # an earlier attempt's fate was never learnt
-            detail["text"] = f"{text} (sent again after an unknown outcome: {partner} may have it twice)"
-            detail["retry_after_unknown_outcome"] = True
-            detail["unknown_outcomes"] = row["unknown_outcomes"]
-        if sent.action is not None:
-            detail["action"] = sent.action.value
-        _history(conn, row, event, detail, raw_id, now)
-        if row["request_id"] is None:
-            self.on_lending_outcome(conn, row, verdict, outcome, now)
-            return
-        request_id = row["request_id"]
-        if verdict == DELIVERED:
-            if kind == "request":
-                event_step(self.gateway.ctx, request_id, RequestConfirmed(partner=partner, now=now), now)(conn)
-        elif kind in ("request", "requestingAgencyMessage"):
-            failed = DeliveryFailed(partner=partner, kind=kind, at=now, action=sent.action)
-            event_step(self.gateway.ctx, request_id, failed, now)(conn)
-
-
-def _history(conn: Connection, row: Row, event: str, detail: dict[str, Any], raw_id: int | None,
-             now: datetime) -> None:
-    """A system history row on the outbox row's request or lending request (status unchanged)."""
-    if row["request_id"] is not None:
-        owner, table = {"request_id": row["request_id"]}, borrowing_requests_t
-    else:
-        owner, table = {"lending_id": row["lending_id"]}, lending_requests_t
-    status = conn.execute(select(table.c.status).where(table.c.id == next(iter(owner.values())))).scalar()
-    queries.insert_history(conn, {
-        **owner, "at": now, "actor": SYSTEM, "event": event, "from_status": status,
-        "to_status": status, "detail": detail, "raw_message_id": raw_id,
-    })
+        """The history row, then what the side's service makes of the outcome."""
+        outcome_history(conn, row, verdict, action=sent.action, error=error, raw_id=raw_id, now=now)
+        hook = self.on_borrowing_outcome if row["request_id"] is not None else self.on_lending_outcome
+        hook(conn, row, verdict, outcome, now)

@@ -5,29 +5,56 @@ ISO-level fault gets HTTP 200 with an ERROR confirmation (DESIGN §3). A message
 only after its effect has committed. Posts refused before or by authentication are audited
 within a budget per source address, and a signed request's outcome is recorded for the
 durable replay guard (docs/inbound-limits.md).
+
+The endpoint works with what `add_routes` is given (`IsoEndpoint`), not with the whole gateway.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..app import Gateway, gateway_of
 from ..config import Partner
 from ..messages import ErrorType, Fault, Inbound, MessageError, answer, decode
 from ..messages.spec import camel
 from ..messages.tolerance import decode_tolerant, profile_repairs
 from ..service.audit import AuditEntry, audit_step
+from ..service.borrowing import BorrowingService
+from ..service.lending import LendingService
+from ..service.writer import Writer
 from . import replay
-from .audit_budget import DEFAULT_PER_WINDOW, AuditBudget
+from .audit_budget import AuditBudget
 from .auth import AuthFailure, Signed, check_account, check_transport
 
 XML_TYPES = ("application/xml", "text/xml")
 DEFAULT_BODY_LIMIT = 1024 * 1024
 AUDIT_BUDGET = web.AppKey("audit_budget", AuditBudget)
 log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class IsoEndpoint:
+    """What the ISO endpoint works with: who we are, our partners, the clock, the writer (audit
+    rows, the replay guard), the engine (replay reads), the services that take the messages
+    (`borrowing` supplyingAgencyMessages, `lending` requests and requestingAgencyMessages), and
+    how many refused posts per source address a minute are audited."""
+
+    agency: str
+    partners: Mapping[str, Partner]
+    clock: Callable[[], datetime]
+    writer: Writer
+    engine: AsyncEngine
+    borrowing: BorrowingService
+    lending: LendingService
+    audit_rows_per_minute: int
+
+
+ENDPOINT = web.AppKey("iso_endpoint", IsoEndpoint)
 
 # Which header agency names the sender of each message kind.
 SENDER_FIELD = {
@@ -41,7 +68,7 @@ def _xml(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/xml", charset="utf-8")
 
 
-def _refuse(gw: Gateway, inbound: Inbound, path: str, text: str) -> web.Response:
+def _refuse(gw: IsoEndpoint, inbound: Inbound, path: str, text: str) -> web.Response:
     fault = Fault(ErrorType.UnrecognisedDataValue, f"/ISO18626Message/{inbound.kind}/{path}: {text}")
     return _xml(answer(inbound, gw.clock(), faults=[fault]))
 
@@ -51,7 +78,7 @@ def _sender(inbound: Inbound) -> str | None:
     return str(getattr(inbound.message.header, field)) if field else None
 
 
-async def _decode(gw: Gateway, data: bytes) -> tuple[Inbound | None, bytes | None, tuple[str, ...]]:
+async def _decode(gw: IsoEndpoint, data: bytes) -> tuple[Inbound | None, bytes | None, tuple[str, ...]]:
     """(inbound, None, warnings) or (None, error confirmation, ()).
 
     Strict first. A message that fails is read leniently only to learn who sent it; it is
@@ -65,11 +92,11 @@ async def _decode(gw: Gateway, data: bytes) -> tuple[Inbound | None, bytes | Non
             tolerated = decode_tolerant(data, "lenient")
         except MessageError:
             return None, answer(exc, gw.clock(), data=data), ()
-        partner = gw.ctx.partners.get(_sender(tolerated.inbound) or "")
+        partner = gw.partners.get(_sender(tolerated.inbound) or "")
         if partner is None or not set(tolerated.repairs) <= profile_repairs(partner.profile):
             return None, answer(exc, gw.clock(), data=data), ()
         inbound, warnings = tolerated.inbound, tuple(tolerated.warnings)
-    partner = gw.ctx.partners.get(_sender(inbound) or "")
+    partner = gw.partners.get(_sender(inbound) or "")
     if partner is not None and inbound.version is not partner.version and not warnings:
         try:
             inbound = decode(data, version=partner.version)
@@ -81,7 +108,7 @@ async def _decode(gw: Gateway, data: bytes) -> tuple[Inbound | None, bytes | Non
 async def _audit(request: web.Request, actor: str, event: str, text: str) -> None:
     """An audit row for a refused post, within the per-address budget; summaries of what the
     budget dropped are written with it."""
-    gw = gateway_of(request.app)
+    gw = request.app[ENDPOINT]
     source = request.remote or "unknown address"
     admitted, dropped = request.app[AUDIT_BUDGET].admit(source, time.monotonic())
     entries = [AuditEntry("system", "audit_dropped", d.text()) for d in dropped]
@@ -95,7 +122,7 @@ async def iso18626(request: web.Request) -> web.Response:
     if request.content_type not in XML_TYPES:
         raise web.HTTPUnsupportedMediaType(text="ISO 18626 messages are application/xml or text/xml")
     data = await request.read()  # over client_max_size -> 413
-    gw = gateway_of(request.app)
+    gw = request.app[ENDPOINT]
     inbound, error_reply, warnings = await _decode(gw, data)
     if inbound is None:
         return _xml(error_reply)  # type: ignore[arg-type]
@@ -103,7 +130,7 @@ async def iso18626(request: web.Request) -> web.Response:
     if field is None:
         raise web.HTTPBadRequest(text="confirmations are HTTP responses; they are never posted to the endpoint")
     sender = str(getattr(inbound.message.header, field))
-    partner: Partner | None = gw.ctx.partners.get(sender)
+    partner: Partner | None = gw.partners.get(sender)
     if partner is None:
         await _audit(request, sender, "unknown_partner",
                      f"{inbound.kind} from unknown agency {sender} (from {request.remote})")
@@ -129,13 +156,13 @@ async def iso18626(request: web.Request) -> web.Response:
         await _remember(gw, signed, sender, status)
 
 
-async def _replayed(gw: Gateway, signed: Signed) -> bool:
+async def _replayed(gw: IsoEndpoint, signed: Signed) -> bool:
     async with gw.engine.connect() as conn:
         status = await conn.run_sync(replay.outcome_step(signed, replay.wall_clock()))
     return replay.counts_as_used(status)
 
 
-async def _remember(gw: Gateway, signed: Signed, sender: str, status: int) -> None:
+async def _remember(gw: IsoEndpoint, signed: Signed, sender: str, status: int) -> None:
     """Record what the signed request produced; if that fails the signature stays unused, which
     only lets the same bytes be processed again (raw_messages keeps that idempotent)."""
     try:
@@ -144,7 +171,7 @@ async def _remember(gw: Gateway, signed: Signed, sender: str, status: int) -> No
         log.exception("could not record the outcome of a signed request from %s", sender)
 
 
-async def _authenticated(request: web.Request, gw: Gateway, inbound: Inbound, partner: Partner, data: bytes,
+async def _authenticated(request: web.Request, gw: IsoEndpoint, inbound: Inbound, partner: Partner, data: bytes,
                          warnings: tuple[str, ...]) -> web.Response:
     header = inbound.message.header
     if inbound.kind != "supplyingAgencyMessage":
@@ -159,21 +186,20 @@ async def _authenticated(request: web.Request, gw: Gateway, inbound: Inbound, pa
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "agency": gateway_of(request.app).config.agency})
+    return web.json_response({"status": "ok", "agency": request.app[ENDPOINT].agency})
 
 
 async def _write_dropped_summaries(app: web.Application) -> None:
     """At shutdown (before the writer stops): what the audit budget dropped and has not yet said."""
-    gw = gateway_of(app)
+    gw = app[ENDPOINT]
     dropped = app[AUDIT_BUDGET].drain()
     if dropped:
         await gw.writer.run(audit_step([AuditEntry("system", "audit_dropped", d.text()) for d in dropped], gw.clock()))
 
 
-def add_routes(app: web.Application) -> None:
-    raw = gateway_of(app).config.raw.get("gateway", {})
-    app[AUDIT_BUDGET] = AuditBudget(per_window=int(raw.get("audit_rows_per_address_per_minute", DEFAULT_PER_WINDOW)),
-                                    window=60.0)
+def add_routes(app: web.Application, endpoint: IsoEndpoint) -> None:
+    app[ENDPOINT] = endpoint
+    app[AUDIT_BUDGET] = AuditBudget(per_window=endpoint.audit_rows_per_minute, window=60.0)
     app.on_shutdown.append(_write_dropped_summaries)
     app.router.add_post("/iso18626", iso18626)
     app.router.add_get("/healthz", healthz)
