@@ -797,8 +797,10 @@ async def test_a_failing_partner_is_held_by_its_breaker_shown_to_staff_and_probe
     its due rows fail at once (keeping their own retry schedule) until the cooldown is over;
     then one probe goes, and a confirmation closes the breaker. Staff see it all in the API."""
     partner.reply = lambda request: web.Response(status=503, text="overloaded")
-    ahead = [timedelta(0)]
-    gw = gateways(engine, {P1: partner.url, P2: partner.url}, clock=lambda: utc_now() + ahead[0],
+    # The worker's clock moves only by hand: under load a real clock let the 50 ms backoffs of the
+    # first round fall due again within the same run_once.
+    start, ahead = utc_now(), [timedelta(0)]
+    gw = gateways(engine, {P1: partner.url, P2: partner.url}, clock=lambda: start + ahead[0],
                   partner_keys={P1: {"breaker_threshold": 3, "breaker_cooldown_seconds": 60}})
     made = [await gw.borrowing.create(details(f"B{i}"), partners=(P1,)) for i in range(3)]
     for n in (1, 2):
@@ -810,7 +812,7 @@ async def test_a_failing_partner_is_held_by_its_breaker_shown_to_staff_and_probe
     counts = await worker.run_once()  # one row per request: 3 answers of 503 in a row
     assert (counts.claimed, counts.retried, len(partner.headers)) == (3, 3, 3)
     assert worker.breakers.get(P1).state == "open"
-    await asyncio.sleep(0.1)  # every backoff (at most 0.05 s) has passed
+    ahead[0] += timedelta(seconds=1)  # every backoff (at most 0.05 s) has passed
     counts = await worker.run_once()
     assert (counts.claimed, counts.retried) == (3, 3) and len(partner.headers) == 3  # not sent
     first_rows = await rows(engine, outbox_t, seq=1)
@@ -829,18 +831,16 @@ async def test_a_failing_partner_is_held_by_its_breaker_shown_to_staff_and_probe
     assert (await api.get("/api/v1/partners?x=1", headers=auth)).status == 422
     assert (await api.get("/api/v1/partners")).status == 401
 
-    ahead[0] = timedelta(seconds=61)  # the cooldown is over: one probe, which fails
-    await asyncio.sleep(0.1)
+    ahead[0] = timedelta(seconds=62)  # the cooldown is over: one probe, which fails
     await worker.run_once()
     assert len(partner.headers) == 4
     assert worker.breakers.get(P1).state == "open"  # open again for another cooldown
-    await asyncio.sleep(0.1)
+    ahead[0] += timedelta(seconds=1)
     await worker.run_once()
     assert len(partner.headers) == 4
 
     partner.reply = None  # the partner is back
-    ahead[0] = timedelta(seconds=122)
-    await asyncio.sleep(0.1)
+    ahead[0] = timedelta(seconds=124)
     probe, _ = await worker._claim(16)
     assert len(probe) == 1 and "held" not in probe[0]  # half-open: one message at a time
     assert await worker._deliver(probe[0]) == "delivered"
