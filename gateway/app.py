@@ -17,8 +17,7 @@ from typing import Any
 from aiohttp import web, web_runner
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .config import Config
-from .core.lending import LendingPolicy
+from .config import Config, lending_policy
 from .service.borrowing import BorrowingService, utc_now
 from .service.lending import LendingService, outbox_outcome_step
 from .service.context import ServiceContext
@@ -57,19 +56,18 @@ class Gateway:
         engine = make_engine(config.database)
         writer = Writer(engine)
         ctx = ServiceContext.from_config(config)
-        lending_policy = lending_policy_of(config)
+        lending_rules = lending_policy(config)
         wakeup = asyncio.Event()
         gateway = cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock, wakeup.set),
-                      LendingService(writer, ctx, lending_policy, clock, wakeup.set), clock, wakeup)
-        raw = config.raw.get("gateway", {})
+                      LendingService(writer, ctx, lending_rules, clock, wakeup.set), clock, wakeup)
         outbox = config.outbox
         gateway.background.append(OutboxWorker(
-            gateway, on_lending_outcome=outbox_outcome_step(ctx, lending_policy),
+            gateway, on_lending_outcome=outbox_outcome_step(ctx, lending_rules),
             max_attempts=outbox.max_attempts, base_delay=outbox.base_delay, max_delay=outbox.max_delay,
             concurrency=outbox.concurrency, partner_max_in_flight=outbox.partner_max_in_flight,
             lease_margin=outbox.lease_margin,
         ))
-        interval = float(raw.get("tick_seconds", 30))
+        interval = config.tick_seconds
         gateway.background.append(Scheduler([gateway.borrowing.tick, gateway.lending.tick,
                                              gateway.prune_seen_signatures], interval))
         return gateway
@@ -94,13 +92,6 @@ class Gateway:
         await self.engine.dispose()
 
 
-def lending_policy_of(config: Config) -> LendingPolicy:
-    raw = config.raw.get("lending", {})
-    days = raw.get("expire_after_days", 3)
-    return LendingPolicy(expire_after_days=None if days in (None, 0) else int(days),
-                         exclude_weekends=bool(raw.get("exclude_weekends", False)))
-
-
 def gateway_of(app: web.Application) -> Gateway:
     return app[GATEWAY]  # type: ignore[return-value]
 
@@ -109,9 +100,9 @@ def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Applica
     """The aiohttp application of a gateway; start-up and clean-up run the gateway's parts."""
     from .api.routes import add_routes as add_api_routes
     from .transport.connection_guard import install as install_limits
-    from .transport.server import DEFAULT_BODY_LIMIT, add_routes
+    from .transport.server import add_routes
 
-    limit = body_limit or int(gateway.config.raw.get("gateway", {}).get("body_limit", DEFAULT_BODY_LIMIT))
+    limit = body_limit or gateway.config.body_limit
     app = web.Application(client_max_size=limit)
     app[GATEWAY] = gateway
     install_limits(app, gateway.config.limits)

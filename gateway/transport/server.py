@@ -21,11 +21,10 @@ from ..messages.spec import camel
 from ..messages.tolerance import decode_tolerant, profile_repairs
 from ..service.audit import AuditEntry, audit_step
 from . import replay
-from .audit_budget import DEFAULT_PER_WINDOW, AuditBudget
+from .audit_budget import AuditBudget
 from .auth import AuthFailure, Signed, check_account, check_transport
 
 XML_TYPES = ("application/xml", "text/xml")
-DEFAULT_BODY_LIMIT = 1024 * 1024
 AUDIT_BUDGET = web.AppKey("audit_budget", AuditBudget)
 log = logging.getLogger(__name__)
 
@@ -171,8 +170,8 @@ async def _write_dropped_summaries(app: web.Application) -> None:
 
 
 def add_routes(app: web.Application) -> None:
-    raw = gateway_of(app).config.raw.get("gateway", {})
-    app[AUDIT_BUDGET] = AuditBudget(per_window=int(raw.get("audit_rows_per_address_per_minute", DEFAULT_PER_WINDOW)),
+    config = gateway_of(app).config
+    app[AUDIT_BUDGET] = AuditBudget(per_window=config.audit_rows_per_address_per_minute,
                                     window=60.0)
     app.on_shutdown.append(_write_dropped_summaries)
     app.router.add_post("/iso18626", iso18626)
