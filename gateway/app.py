@@ -14,10 +14,9 @@ from aiohttp import web, web_runner
 from .api.routes import add_routes as add_api_routes
 from .config import Config
 from .runtime import GATEWAY, Gateway
-from .transport.audit_budget import DEFAULT_PER_WINDOW
 from .transport.connection_guard import RESOURCE_LOG, LimitedRunner, resource_error_handler
 from .transport.connection_guard import install as install_limits
-from .transport.server import DEFAULT_BODY_LIMIT, IsoEndpoint
+from .transport.server import IsoEndpoint
 from .transport.server import add_routes as add_iso_routes
 
 __all__ = ["build_app", "iso_endpoint", "run", "serve"]
@@ -25,17 +24,16 @@ __all__ = ["build_app", "iso_endpoint", "run", "serve"]
 
 def iso_endpoint(gateway: Gateway) -> IsoEndpoint:
     """What the ISO endpoint is given of the gateway."""
-    raw = gateway.config.raw.get("gateway", {})
     return IsoEndpoint(
         agency=gateway.config.agency, partners=gateway.ctx.partners, clock=gateway.clock,
         writer=gateway.writer, engine=gateway.engine, borrowing=gateway.borrowing, lending=gateway.lending,
-        audit_rows_per_minute=int(raw.get("audit_rows_per_address_per_minute", DEFAULT_PER_WINDOW)),
+        audit_rows_per_minute=gateway.config.audit_rows_per_address_per_minute,
     )
 
 
 def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Application:
     """The aiohttp application of a gateway; start-up and clean-up run the gateway's parts."""
-    limit = body_limit or int(gateway.config.raw.get("gateway", {}).get("body_limit", DEFAULT_BODY_LIMIT))
+    limit = body_limit or gateway.config.body_limit
     app = web.Application(client_max_size=limit)
     app[GATEWAY] = gateway
     install_limits(app, gateway.config.limits)

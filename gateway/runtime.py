@@ -18,8 +18,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .config import Config
-from .core.lending import LendingPolicy
+from .config import Config, lending_policy
 from .service import borrowing_delivery, lending_delivery
 from .service.borrowing import BorrowingService, utc_now
 from .service.context import ServiceContext
@@ -31,7 +30,7 @@ from .transport.breaker import PartnerBreakers, breakers_for
 from .transport.outbox import OutboxWorker, OutcomeHook
 from .transport.scheduler import Scheduler
 
-__all__ = ["GATEWAY", "Gateway", "gateway_of", "lending_policy_of", "outbox_worker"]
+__all__ = ["GATEWAY", "Gateway", "gateway_of", "outbox_worker"]
 
 GATEWAY = web.AppKey("gateway", object)
 log = logging.getLogger(__name__)
@@ -63,16 +62,15 @@ class Gateway:
         ctx = ServiceContext.from_config(config)
         wakeup = asyncio.Event()
         gateway = cls(config, ctx, engine, writer, BorrowingService(writer, ctx, clock, wakeup.set),
-                      LendingService(writer, ctx, lending_policy_of(config), clock, wakeup.set), clock, wakeup)
+                      LendingService(writer, ctx, lending_policy(config), clock, wakeup.set), clock, wakeup)
         outbox = config.outbox
         gateway.background.append(outbox_worker(
             gateway, max_attempts=outbox.max_attempts, base_delay=outbox.base_delay, max_delay=outbox.max_delay,
             concurrency=outbox.concurrency, partner_max_in_flight=outbox.partner_max_in_flight,
             lease_margin=outbox.lease_margin,
         ))
-        interval = float(config.raw.get("gateway", {}).get("tick_seconds", 30))
         gateway.background.append(Scheduler([gateway.borrowing.tick, gateway.lending.tick,
-                                             gateway.prune_seen_signatures], interval))
+                                             gateway.prune_seen_signatures], config.tick_seconds))
         return gateway
 
     async def prune_seen_signatures(self) -> int:
@@ -113,13 +111,6 @@ def outbox_worker(gateway: Gateway, *, on_lending_outcome: OutcomeHook | None = 
 
 def _no_outcome(conn: Any, row: Any, verdict: str, outcome: Any, now: datetime) -> None:
     return None
-
-
-def lending_policy_of(config: Config) -> LendingPolicy:
-    raw = config.raw.get("lending", {})
-    days = raw.get("expire_after_days", 3)
-    return LendingPolicy(expire_after_days=None if days in (None, 0) else int(days),
-                         exclude_weekends=bool(raw.get("exclude_weekends", False)))
 
 
 def gateway_of(app: web.Application) -> Gateway:

@@ -11,10 +11,12 @@ from gateway.config import parse_config
 OURS = "ISIL:US-NjP"
 
 
-def make_config(db_url: str, partners: list[dict[str, Any]], **policy: Any) -> Any:
+def make_config(db_url: str, partners: list[dict[str, Any]], gateway: dict[str, Any] | None = None,
+                **policy: Any) -> Any:
+    """`gateway`: more [gateway] keys; the other keywords: the [policy] section."""
     return parse_config(
         {
-            "gateway": {"agency": OURS, "listen": "127.0.0.1:0", "database": db_url},
+            "gateway": {"agency": OURS, "listen": "127.0.0.1:0", "database": db_url, **(gateway or {})},
             "policy": policy,
             "partners": partners,
             "rota_templates": [{"name": "default", "partners": [p["agency"] for p in partners[:2]]}],

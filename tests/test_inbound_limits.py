@@ -134,8 +134,7 @@ async def _start(aiohttp_client, db_url: str, **gateway_options):
     from gateway.runtime import Gateway
     from gateway_helpers import make_config
 
-    config = make_config(db_url, PARTNERS)
-    config.raw["gateway"].update(gateway_options)
+    config = make_config(db_url, PARTNERS, gateway=gateway_options)
     gateway = Gateway.create(config)
     return await aiohttp_client(build_app(gateway)), gateway
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from aiohttp import web
 
-from ..config import ConfigError
+from ..config import ApiKey
+from ..config.api_keys import read_api_keys
 from .errors import ApiError
 
-ROLES = ("read-only", "staff", "admin")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 # Where the middleware puts the caller's Principal on the request (RequestKey on aiohttp >= 3.12).
@@ -57,37 +57,9 @@ class _Key:
 
 
 class KeyRing:
-    def __init__(self, entries: list[dict[str, Any]]):
-        self._keys: list[_Key] = []
-        seen: set[bytes] = set()
-        for i, entry in enumerate(entries):
-            where = f"[[api_keys]] entry {i + 1}"
-            if not isinstance(entry, dict):
-                raise ConfigError(f"{where} must be a table")
-            role = entry.get("role", "read-only")
-            if role not in ROLES:
-                raise ConfigError(f"{where}: role must be one of {', '.join(ROLES)}, got {role!r}")
-            name = str(entry.get("name") or f"key{i + 1}")
-            if ":" in name or not name.strip() or len(name) > 190:
-                raise ConfigError(f"{where}: name must be 1-190 characters, without ':'")
-            if "key" in entry:
-                key = entry["key"]
-                if not isinstance(key, str) or len(key) < 8:
-                    raise ConfigError(f"{where}: key must be a string of at least 8 characters")
-                digest = hashlib.sha256(key.encode()).digest()
-            elif "key_sha256" in entry:
-                try:
-                    digest = bytes.fromhex(str(entry["key_sha256"]))
-                except ValueError:
-                    raise ConfigError(f"{where}: key_sha256 must be hex") from None
-                if len(digest) != 32:
-                    raise ConfigError(f"{where}: key_sha256 must be 64 hex digits")
-            else:
-                raise ConfigError(f"{where} needs key or key_sha256")
-            if digest in seen:
-                raise ConfigError(f"{where}: the same key is configured twice")
-            seen.add(digest)
-            self._keys.append(_Key(digest, Principal(name, role)))
+    def __init__(self, entries: Sequence[ApiKey | dict[str, Any]]):
+        # Tables are read (and refused with a ConfigError) as the config reads [[api_keys]].
+        self._keys = [_Key(key.digest, Principal(key.name, key.role)) for key in read_api_keys(entries)]
 
     def __len__(self) -> int:
         return len(self._keys)

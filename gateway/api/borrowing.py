@@ -36,7 +36,6 @@ from .fields import (
     parse_instant,
 )
 
-DEFAULT_ATTACHMENT_LIMIT = 10 * 1024 * 1024
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
 LIST_PARAMS = frozenset({
     "status", "partner", "active_partner", "requester", "format", "needs_attention", "q",
@@ -425,7 +424,7 @@ async def action(request: web.Request) -> web.Response:
 
 
 def _attachment_limit(request: web.Request) -> int:
-    return int(gw(request).config.raw.get("api", {}).get("attachment_limit", DEFAULT_ATTACHMENT_LIMIT))
+    return gw(request).config.api.attachment_limit
 
 
 def clean_filename(name: str | None) -> str:

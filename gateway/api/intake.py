@@ -262,7 +262,7 @@ def workform(values: dict[str, Any], pickups: list[str], error: str | None = Non
 
 
 def _enabled(request: web.Request) -> None:
-    if not gw(request).config.raw.get("intake", {}).get("enabled", True):
+    if not gw(request).config.intake.enabled:
         raise web.HTTPNotFound()
 
 

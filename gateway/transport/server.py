@@ -33,7 +33,6 @@ from .audit_budget import AuditBudget
 from .auth import AuthFailure, Signed, check_account, check_transport
 
 XML_TYPES = ("application/xml", "text/xml")
-DEFAULT_BODY_LIMIT = 1024 * 1024
 AUDIT_BUDGET = web.AppKey("audit_budget", AuditBudget)
 log = logging.getLogger(__name__)
 

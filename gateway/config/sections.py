@@ -1,0 +1,157 @@
+"""The typed settings of each configuration section, each read from its `Table`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.templates import RotaTemplate
+from .table import ConfigError, Table, entries
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    """[gateway] keys of the outbox worker (see docs/outbox-partners.md): retries, the lease on a
+    claimed row, and the per-partner limits that partners may override."""
+
+    max_attempts: int = 8
+    base_delay: float = 1.0
+    max_delay: float = 600.0
+    concurrency: int = 16  # messages in flight, all partners together
+    partner_max_in_flight: int = 4  # messages in flight to one partner
+    breaker_threshold: int = 5  # transport failures in a row that open a partner's breaker
+    breaker_cooldown: float = 60.0  # seconds a partner's breaker stays open before a probe
+    lease_margin: float = 30.0  # seconds a claim outlives the partner's timeout
+
+    @classmethod
+    def read(cls, gateway: Table) -> "OutboxSettings":
+        d = cls()
+        return cls(
+            max_attempts=gateway.number("outbox_max_attempts", d.max_attempts, int, 1),
+            base_delay=gateway.number("outbox_base_delay_seconds", d.base_delay, float, 0, above=True),
+            max_delay=gateway.number("outbox_max_delay_seconds", d.max_delay, float, 0, above=True),
+            concurrency=gateway.number("outbox_concurrency", d.concurrency, int, 1),
+            partner_max_in_flight=gateway.number("outbox_partner_max_in_flight", d.partner_max_in_flight, int, 1),
+            breaker_threshold=gateway.number("outbox_breaker_threshold", d.breaker_threshold, int, 1),
+            breaker_cooldown=gateway.number("outbox_breaker_cooldown_seconds", d.breaker_cooldown, float, 0,
+                                            above=True),
+            lease_margin=gateway.number("outbox_lease_margin_seconds", d.lease_margin, float, 0, above=True),
+        )
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What the HTTP server allows slow, idle and numerous clients (`[gateway]` keys, in seconds
+    and connections; docs/http-limits.md)."""
+
+    header_timeout: float = 15.0  # header_timeout_seconds: a request's headers, from its first byte
+    body_timeout: float = 60.0  # body_timeout_seconds: its body, from the end of the headers
+    keepalive_timeout: float = 30.0  # keepalive_timeout_seconds: idle between requests
+    max_connections: int = 1000  # max_connections: open at once (also kept below the fd limit)
+    max_connections_per_address: int = 100  # max_connections_per_address: per IPv4 address / IPv6 /64
+    log_interval: float = 60.0  # resource_log_interval_seconds: one log line per kind per interval
+
+    KEYS = {"header_timeout_seconds": "header_timeout", "body_timeout_seconds": "body_timeout",
+            "keepalive_timeout_seconds": "keepalive_timeout", "max_connections": "max_connections",
+            "max_connections_per_address": "max_connections_per_address",
+            "resource_log_interval_seconds": "log_interval"}
+
+    @classmethod
+    def read(cls, gateway: Table) -> "ServerLimits":
+        values = {name: gateway.number(key, getattr(cls, name), type(getattr(cls, name)), 0, above=True)
+                  for key, name in cls.KEYS.items()}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """[policy]: how the borrowing side moves along its rota (core.policy.BorrowingPolicy)."""
+
+    end_of_rota: str = "expire"
+    on_partner_cancel: str = "next"
+    on_send_failure: str = "next"
+    response_deadline_hours: float = 72.0
+    grace_hours: float = 24.0
+
+    @classmethod
+    def read(cls, policy: Table) -> "PolicySettings":
+        d = cls()
+        settings = cls(
+            end_of_rota=policy.choice("end_of_rota", d.end_of_rota, ("expire", "review")),
+            on_partner_cancel=policy.choice("on_partner_cancel", d.on_partner_cancel, ("next", "stop")),
+            on_send_failure=policy.choice("on_send_failure", d.on_send_failure, ("next", "hold")),
+            response_deadline_hours=policy.number("response_deadline_hours", d.response_deadline_hours, float, 0,
+                                                  above=True),
+            grace_hours=policy.number("grace_hours", d.grace_hours, float, 0),
+        )
+        policy.done()
+        return settings
+
+
+@dataclass(frozen=True)
+class LendingSettings:
+    """[lending]: when an unanswered incoming request expires (core.lending.LendingPolicy)."""
+
+    expire_after_days: int | None = 3  # None (0 in the file): never
+    exclude_weekends: bool = False
+
+    @classmethod
+    def read(cls, lending: Table) -> "LendingSettings":
+        days = lending.number("expire_after_days", 3, int, 0)
+        settings = cls(expire_after_days=days or None, exclude_weekends=lending.flag("exclude_weekends", False))
+        lending.done()
+        return settings
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """[intake]: the patron request form at /openurl."""
+
+    enabled: bool = True
+    # The library's pickup locations, for staff and patrons alike (empty: free text).
+    pickup_locations: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, intake: Table) -> "IntakeSettings":
+        settings = cls(enabled=intake.flag("enabled", True), pickup_locations=intake.texts("pickup_locations"))
+        intake.done()
+        return settings
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """[api]: the staff API."""
+
+    attachment_limit: int = 10 * 1024 * 1024  # bytes of one uploaded attachment
+
+    @classmethod
+    def read(cls, api: Table) -> "ApiSettings":
+        settings = cls(attachment_limit=api.number("attachment_limit", cls.attachment_limit, int, 1))
+        api.done()
+        return settings
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """[requests]: what outgoing borrowing requests carry."""
+
+    copyright_compliance: str = "Other"  # sent as copyrightCompliance when staff agree to the terms
+
+    @classmethod
+    def read(cls, requests: Table) -> "RequestSettings":
+        settings = cls(copyright_compliance=requests.text("copyright_compliance", cls.copyright_compliance))
+        requests.done()
+        return settings
+
+
+def read_rota_templates(value: Any) -> tuple[RotaTemplate, ...]:
+    """[[rota_templates]]: `{name, partners, match}` (core/templates.py chooses among them)."""
+    templates = []
+    for i, entry in enumerate(entries("[[rota_templates]]", value)):
+        table = Table(f"[[rota_templates]] entry {i + 1}", entry)
+        match = table.value("match", {})
+        if not isinstance(match, dict):
+            raise ConfigError(f"{table.where}: match must be a table, got {match!r}")
+        templates.append(RotaTemplate(name=table.text("name", ""), partners=table.texts("partners"), match=match))
+        table.done()
+    return tuple(templates)
