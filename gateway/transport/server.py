@@ -17,8 +17,9 @@ from aiohttp import web
 from ..app import Gateway, gateway_of
 from ..config import Partner
 from ..messages import ErrorType, Fault, Inbound, MessageError, answer, decode
+from ..messages.inbound import decode_tree
 from ..messages.spec import camel
-from ..messages.tolerance import decode_tolerant, profile_repairs
+from ..messages.tolerance import profile_repairs, tolerate
 from ..service.audit import AuditEntry, audit_step
 from . import replay
 from .audit_budget import DEFAULT_PER_WINDOW, AuditBudget
@@ -57,12 +58,13 @@ async def _decode(gw: Gateway, data: bytes) -> tuple[Inbound | None, bytes | Non
     Strict first. A message that fails is read leniently only to learn who sent it; it is
     accepted if that partner's tolerance profile allows every repair it needed (each becomes a
     conformance warning on the record). A partner's configured version overrides ill:version.
+    The body is parsed once: the lenient and the partner-version passes reuse the strict tree.
     """
     try:
         inbound, warnings = decode(data), ()
     except MessageError as exc:
         try:
-            tolerated = decode_tolerant(data, "lenient")
+            tolerated = tolerate(data, exc, "lenient")
         except MessageError:
             return None, answer(exc, gw.clock(), data=data), ()
         partner = gw.ctx.partners.get(_sender(tolerated.inbound) or "")
@@ -72,7 +74,7 @@ async def _decode(gw: Gateway, data: bytes) -> tuple[Inbound | None, bytes | Non
     partner = gw.ctx.partners.get(_sender(inbound) or "")
     if partner is not None and inbound.version is not partner.version and not warnings:
         try:
-            inbound = decode(data, version=partner.version)
+            inbound = decode_tree(inbound.root, version=partner.version)  # the tree, not the bytes again
         except MessageError as exc:
             return None, answer(exc, gw.clock(), data=data), ()
     return inbound, None, warnings
