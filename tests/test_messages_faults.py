@@ -17,7 +17,6 @@ from gateway.messages import (
     answer,
     decode,
     encode,
-    model,
 )
 from gateway.messages.confirmations import Echo, confirmation
 from gateway.messages.faults import Fault

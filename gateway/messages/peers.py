@@ -34,13 +34,6 @@ AWAITING_CONDITION_CONFIRMATION = "ReShareSupplierAwaitingConditionConfirmation"
 CONDITIONS_ASSUMED_AGREED = "ReShareSupplierConditionsAssumedAgreed"
 LOAN_CONDITION_AGREE = "ReShareLoanConditionAgreeResponse"
 LOAN_CONDITION_REJECT = "ReShareLoanConditionRejectResponse"
-KNOWN_FLAGS = frozenset({
-    ADD_LOAN_CONDITION,
-    AWAITING_CONDITION_CONFIRMATION,
-    CONDITIONS_ASSUMED_AGREED,
-    LOAN_CONDITION_AGREE,
-    LOAN_CONDITION_REJECT,
-})
 
 # One alternation, so that markers are found left to right and never overlap.
 _MARKER = re.compile(
