@@ -1,4 +1,4 @@
-"""ReShare note markers (PEERS §2) are understood on input and kept as structured data:
+"""ReShare note markers (docs/partners.md) are understood on input and kept as structured data:
 `note_markers` / `ReShareNote.as_json` (pure), the `markers` column of every inbound general
 message on both sides, the staff API showing it (checked against the OpenAPI document), the
 history entries of a status message whose note carries markers (`detail.markers`), and a

@@ -57,7 +57,7 @@ async def _read(engine: AsyncEngine, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _request_values(**over: Any) -> dict[str, Any]:
-    """Every field of the seed's borrowing request form."""
+    """Every field of the borrowing request form."""
     values: dict[str, Any] = {
         "external_id": "REQ-0001",
         "status": "CREATED",

@@ -353,7 +353,7 @@ def test_garbage_is_refused_with_its_own_error():
 
 # --- the corpus of real messages ----------------------------------------------------------------
 
-# Failing strict decoding because of a deviation of FACTS §8 that a profile repairs.
+# Failing strict decoding because of a deviation (docs/partners.md) that a profile repairs.
 INTENDED = {
     "openlibraryenvironment+mod-rs/okapi-scripts/iso18626_req_1.xml":
         ({"alma", "reshare", "lenient"}, {"insert_multiple_item_request_id"}),

@@ -15,8 +15,8 @@ Rules every repair keeps:
 - the hardened parser's limits still hold under every profile: DTDs, entity declarations,
   oversize and too-deep documents are refused before any repair is looked at.
 
-Profiles and the repairs they allow (section 8 of FACTS.md lists the deviations; PEERS.md
-section 1 and 2 the partners):
+Profiles and the repairs they allow (docs/partners.md lists the deviations seen in real
+messages and the partners that send them):
 
 | repair                          | what it fixes                                     | alma | reshare | lenient |
 |---------------------------------|---------------------------------------------------|------|---------|---------|
@@ -36,7 +36,7 @@ section 1 and 2 the partners):
 when the parse error is exactly "namespace prefix P is not defined" for P = `ill` (the ISO
 namespace) or `xsi` (XML Schema instance, whose meaning is fixed; mod-rs scripts send
 `xsi:schemaLocation` undeclared next to `ill:version`). `drop_empty_optional` is not among the
-deviations of FACTS §8: it is the "truly empty" rule applied to optional elements that mod-rs
+deviations seen in real messages: it is the "truly empty" rule applied to optional elements that mod-rs
 templates leave empty (`<action></action>`, `<answerYesNo/>`, `<offeredCosts/>`).
 
 Result: `Tolerated(inbound, warnings, no_status_change, repairs)`, which also unpacks as

@@ -303,7 +303,7 @@ class SupplierMessages:
     request apply in order, each on top of the one before; a message already stored (or a
     second copy within the group) gets the first one's confirmation and changes nothing; a
     refused message is recorded and answered with an ERROR confirmation. Anything that raises
-    makes the writer run the group's steps one by one instead (DESIGN §2).
+    makes the writer run the group's steps one by one instead (docs/architecture.md: atomic steps).
     """
 
     def __init__(self, ctx: ServiceContext, cache: rows.StateCache | None = None):

@@ -1,4 +1,4 @@
-"""Core-statement helpers for the hot path (DESIGN §8): few round trips, no ORM unit of work.
+"""Core-statement helpers for the hot path (docs/architecture.md, group commit): few round trips, no ORM unit of work.
 
 Every helper is a plain synchronous function taking a SQLAlchemy `Connection` already inside a
 transaction; none commits. That keeps one code path for both strategies the store uses:

@@ -1,7 +1,7 @@
 """The ISO 18626 endpoint: POST /iso18626, and GET /healthz.
 
 Transport faults get HTTP status codes (405 method, 413 size, 415 type, 401/403 auth); every
-ISO-level fault gets HTTP 200 with an ERROR confirmation (DESIGN §3). A message is answered
+ISO-level fault gets HTTP 200 with an ERROR confirmation (docs/protocol.md, error types). A message is answered
 only after its effect has committed. Posts refused before or by authentication are audited
 within a budget per source address, and a signed request's outcome is recorded for the
 durable replay guard (docs/inbound-limits.md).
