@@ -93,6 +93,13 @@ def sample_supplying_message(status: Status = Status.Loaned) -> model.SupplyingA
     )
 
 
+def swap_agencies(body: bytes) -> bytes:
+    """ReShare's habit: requestingAgencyId before supplyingAgencyId."""
+    start, mid = body.index(b"<ill:supplyingAgencyId>"), body.index(b"<ill:requestingAgencyId>")
+    end = body.index(b"</ill:requestingAgencyId>") + len(b"</ill:requestingAgencyId>")
+    return body[:start] + body[mid:end] + body[start:mid] + body[end:]
+
+
 def sample_requesting_message(action: Action = Action.Received) -> model.RequestingAgencyMessage:
     return model.RequestingAgencyMessage(
         header=model.RequestingAgencyMessageHeader(

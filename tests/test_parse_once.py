@@ -8,33 +8,16 @@ import pytest
 from lxml import etree
 
 from gateway.config import Partner
-from gateway.messages import Version, encode, model
-from gateway.messages.codes import ReasonForMessage, Status
+from gateway.messages import Status, Version, encode
 from gateway.transport import server
 
-from messages_helpers import NOW
+from messages_helpers import NOW, sample_supplying_message, swap_agencies
 
-OURS, PARTNER = "ISIL:DK-OURS", "ISIL:DK-PEER"
-
-
-def sam() -> bytes:
-    return encode(model.SupplyingAgencyMessage(
-        header=model.SupplyingAgencyMessageHeader(
-            supplying_agency_id=model.AgencyId.parse(PARTNER), requesting_agency_id=model.AgencyId.parse(OURS),
-            timestamp=NOW, requesting_agency_request_id="ref-1"),
-        message_info=model.MessageInfo(reason_for_message=ReasonForMessage.RequestResponse),
-        status_info=model.StatusInfo(status=Status.WillSupply, last_change=NOW)), Version.V2017)
-
-
-def swap_agencies(body: bytes) -> bytes:
-    """requestingAgencyId before supplyingAgencyId: out of schema order, repaired by `reshare`."""
-    start, mid = body.index(b"<ill:supplyingAgencyId>"), body.index(b"<ill:requestingAgencyId>")
-    end = body.index(b"</ill:requestingAgencyId>") + len(b"</ill:requestingAgencyId>")
-    return body[:start] + body[mid:end] + body[start:mid] + body[end:]
+PARTNER = "ISIL:DK-820010"  # the supplier of the sample message
 
 
 # Built at import: encoding parses its own output to validate it, which is not what is counted.
-STRICT = sam()
+STRICT = encode(sample_supplying_message(Status.WillSupply), Version.V2017)
 REORDERED = swap_agencies(STRICT)
 
 
