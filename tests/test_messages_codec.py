@@ -11,7 +11,7 @@ from gateway.messages import MessageError, Version, decode, encode, model, selec
 from gateway.messages.codec import format_datetime, parse_datetime
 from gateway.messages.plan import NS
 
-from messages_helpers import (
+from support.messages_helpers import (
     FIXTURES,
     SHARED,
     VERSION_OF_LABEL,

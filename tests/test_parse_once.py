@@ -11,7 +11,7 @@ from gateway.config import Partner
 from gateway.messages import Status, Version, encode
 from gateway.transport import server
 
-from messages_helpers import NOW, sample_supplying_message, swap_agencies
+from support.messages_helpers import NOW, sample_supplying_message, swap_agencies
 
 PARTNER = "ISIL:DK-820010"  # the supplier of the sample message
 

@@ -26,7 +26,7 @@ from gateway.messages.codes import Action, ReasonForMessage, ServiceType, Status
 from gateway.messages.peers import ReShareNote, condition_answer, note_markers, parse_reshare_markers
 from gateway.store.models import general_messages_t, outbox_t
 
-from test_api_support import BR, OURS, P1, XML, start_api
+from support.api_helpers import BR, OURS, P1, XML, start_api
 
 LR = "/api/v1/lending-requests"
 RESHARE = "ISIL:US-RESHARE"

@@ -30,8 +30,8 @@ from gateway.messages.peers import (
 from gateway.messages.plan import NS
 from gateway.messages.tolerance import PROFILE_REPAIRS, PROFILES, REPAIR_NAMES, Tolerated, decode_tolerant
 
-from messages_helpers import NOW, agency, sample_request, sample_requesting_message, sample_supplying_message
-from shared_paths import CORPUS, corpus_entries, requires_shared
+from support.messages_helpers import NOW, agency, sample_request, sample_requesting_message, sample_supplying_message
+from support.shared_paths import CORPUS, corpus_entries, requires_shared
 
 V17, V21 = Version.V2017, Version.V2021
 DECLARATION = f'xmlns:ill="{NS}"'.encode()

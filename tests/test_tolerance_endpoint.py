@@ -9,8 +9,8 @@ from gateway.messages import Version, decode, encode, model
 from gateway.messages.codes import ReasonForMessage, Status
 from gateway.store.models import borrowing_requests_t, general_messages_t, history_t
 
-from gateway_helpers import OURS, start_gateway
-from messages_helpers import NOW, swap_agencies
+from support.gateway_helpers import OURS, start_gateway
+from support.messages_helpers import NOW, swap_agencies
 
 STRICT, RESHARE, ALMA = "ISIL:DK-STRICT", "ISIL:DK-RESHARE", "ISIL:DK-ALMA"
 PARTNERS = [

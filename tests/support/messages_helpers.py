@@ -14,7 +14,7 @@ from lxml import etree
 from gateway.messages import Version, model
 from gateway.messages.codes import Action, ReasonForMessage, ServiceType, Status, YesNo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"
 SHARED = ROOT.parent / "shared"
 REFERENCE = {
