@@ -15,7 +15,7 @@ from gateway.core.lending.transitions import STAFF_KEYS as LENDING_KEYS
 from gateway.core.transitions import STAFF_KEYS as BORROWING_KEYS
 
 from test_api_lending import LR, incoming
-from test_api_support import BR, P1, P2, error_code, start_api
+from support.api_helpers import BR, P1, P2, error_code, start_api
 
 SNAKE = re.compile(r"\b[a-z]+_[a-z_]+\b")  # an event key such as cancel_partner (statuses are upper case)
 

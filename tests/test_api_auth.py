@@ -10,7 +10,7 @@ import pytest
 from gateway.api.auth import KeyRing
 from gateway.config import ConfigError
 
-from test_api_support import BR, KEYS, error_code, start_api
+from support.api_helpers import BR, KEYS, error_code, start_api
 
 
 @pytest.fixture

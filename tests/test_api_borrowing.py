@@ -12,7 +12,7 @@ from aiohttp import FormData
 
 from gateway.messages.codes import ReasonForMessage, Status
 
-from test_api_support import BR, P1, P2, P3, action_names, error_code, start_api
+from support.api_helpers import BR, P1, P2, P3, action_names, error_code, start_api
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from gateway.messages.codes import Action, ReasonForMessage, Status
 from gateway.store.models import rota_entries_t
 
 from test_api_lending import LR, incoming, requester_message
-from test_api_support import BR, P1, P2, P3, Clock, action_names, error_code, start_api
+from support.api_helpers import BR, P1, P2, P3, Clock, action_names, error_code, start_api
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from test_api_support import BR, auth, error_code, start_api
+from support.api_helpers import BR, auth, error_code, start_api
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from multidict import MultiDict
 
 from gateway.api.intake import parse_openurl
 
-from test_api_support import BR, P1, P2, error_code, start_api
+from support.api_helpers import BR, P1, P2, error_code, start_api
 
 KEV_ARTICLE = [
     ("url_ver", "Z39.88-2004"), ("rft_val_fmt", "info:ofi/fmt:kev:mtx:journal"), ("rft.genre", "article"),

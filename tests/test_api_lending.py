@@ -11,7 +11,7 @@ import pytest
 from gateway.messages import Version, decode, encode, model
 from gateway.messages.codes import Action, ServiceType
 
-from test_api_support import OURS, P1, P2, XML, action_names, error_code, start_api
+from support.api_helpers import OURS, P1, P2, XML, action_names, error_code, start_api
 
 LR = "/api/v1/lending-requests"
 

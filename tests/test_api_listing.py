@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from test_api_support import BR, P1, P2, P3, Clock, error_code, start_api
+from support.api_helpers import BR, P1, P2, P3, Clock, error_code, start_api
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 

@@ -32,7 +32,7 @@ from conftest import POSTGRES_URL
 from gateway.messages import Version, decode, encode, model
 from gateway.messages.codes import ServiceType
 
-from test_api_support import KEYS, OURS, P1, api_config
+from support.api_helpers import KEYS, OURS, P1, api_config
 
 EXAMPLES = 12
 
@@ -65,7 +65,7 @@ def test_document_lists_exactly_the_served_operations():
 
 
 async def test_served_document_is_the_same(aiohttp_client, tmp_path):
-    from test_api_support import start_api
+    from support.api_helpers import start_api
 
     api = await start_api(aiohttp_client, f"sqlite+aiosqlite:///{tmp_path / 'doc.sqlite3'}")
     response = await api.client.get("/api/v1/openapi.json")

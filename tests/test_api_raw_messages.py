@@ -15,7 +15,7 @@ import pytest
 from gateway.messages import Version, decode, encode, model
 from gateway.messages.codes import ServiceType
 
-from test_api_support import OURS, P1, XML, start_api
+from support.api_helpers import OURS, P1, XML, start_api
 
 LR = "/api/v1/lending-requests"
 STYLESHEET = b'<?xml-stylesheet type="text/xsl" href="http://partner.invalid/steal.xsl"?>'

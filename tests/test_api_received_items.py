@@ -9,7 +9,7 @@ import pytest
 
 from gateway.messages.codes import Status
 
-from test_api_support import BR, P1, start_api
+from support.api_helpers import BR, P1, start_api
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from gateway.messages import Version, decode, encode, model
 from gateway.messages.codes import ReasonForMessage, Status
 from gateway.store.models import borrowing_requests_t, lending_requests_t, outbox_t, raw_messages_t
 
-from gateway_helpers import OURS, start_gateway
-from messages_helpers import NOW
+from support.gateway_helpers import OURS, start_gateway
+from support.messages_helpers import NOW
 
 PARTNER = "ISIL:DK-BAD"
 XML = {"Content-Type": "application/xml"}

@@ -19,7 +19,7 @@ from gateway.config import ConfigError, ServerLimits, parse_config
 from gateway.transport.connection_guard import address_key, fd_ceiling
 from gateway.transport.throttled_log import ThrottledLog
 
-from gateway_helpers import OURS
+from support.gateway_helpers import OURS
 
 LIMITS = {"header_timeout_seconds": 0.6, "body_timeout_seconds": 0.6, "keepalive_timeout_seconds": 0.6,
           "max_connections": 30, "max_connections_per_address": 10, "resource_log_interval_seconds": 60}

@@ -111,7 +111,7 @@ def test_markdown_table_is_derived_from_the_table():
     assert "| `close` | only a copy can be closed" in text
 
 
-# --- partner messages, pair by pair (DESIGN §4, PEERS §1) ------------------------------------
+# --- partner messages, pair by pair (docs/partners.md, Alma) ------------------------------------
 
 COND = {"loan_conditions": ("LibraryUseOnly",)}
 COSTS = {"offered_costs": ((Decimal("12.50"), "USD"),)}
@@ -656,7 +656,7 @@ def test_decide_does_not_mutate_and_decisions_are_frozen():
         decision.state.status = S.EXPIRED  # type: ignore[misc]
 
 
-# --- the seed's whole story ----------------------------------------------------------------------------
+# --- a request's whole story ----------------------------------------------------------------------------
 
 
 def test_full_lifecycle_with_history():

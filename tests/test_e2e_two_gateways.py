@@ -38,7 +38,7 @@ from gateway.messages import MessageError, Version, decode
 from gateway.messages.codes import YesNo
 from gateway.store.models import history_t, rota_entries_t
 
-from messages_helpers import REFERENCE, reference_valid
+from support.messages_helpers import REFERENCE, reference_valid
 
 NS = "http://illtransactions.org/2013/iso18626"
 A, B, C = "ISIL:XX-A", "ISIL:XX-B", "ISIL:XX-C"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from gateway.store.models import outbox_t
 
-from test_api_support import BR, P1, P2, error_code, start_api
+from support.api_helpers import BR, P1, P2, error_code, start_api
 
 NS = {"ill": "http://illtransactions.org/2013/iso18626"}
 

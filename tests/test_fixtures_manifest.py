@@ -22,9 +22,9 @@ import pytest
 from lxml import etree
 
 try:
-    from shared_paths import FIXTURES, FIXTURES_MANIFEST, REFERENCE_XSD, VERSIONS, requires_shared
+    from support.shared_paths import FIXTURES, FIXTURES_MANIFEST, REFERENCE_XSD, VERSIONS, requires_shared
 except ImportError:  # tests/ imported as a package
-    from tests.shared_paths import FIXTURES, FIXTURES_MANIFEST, REFERENCE_XSD, VERSIONS, requires_shared
+    from tests.support.shared_paths import FIXTURES, FIXTURES_MANIFEST, REFERENCE_XSD, VERSIONS, requires_shared
 
 NS = "http://illtransactions.org/2013/iso18626"
 XS = "{http://www.w3.org/2001/XMLSchema}"

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.messages.codes import Status
 
-from test_api_support import BR, P1, error_code, start_api
+from support.api_helpers import BR, P1, error_code, start_api
 
 PICKUPS = ["Main desk", "Law library"]
 PAST = (date.today() - timedelta(days=3)).isoformat()

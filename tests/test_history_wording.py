@@ -10,7 +10,7 @@ import pytest
 
 from gateway.core.wording import describe_changes, staff_value
 
-from test_api_support import BR, P1, start_api
+from support.api_helpers import BR, P1, start_api
 
 
 @pytest.fixture

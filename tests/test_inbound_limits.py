@@ -13,8 +13,8 @@ from gateway.messages.lengths import BOUNDS
 from gateway.store import models
 from gateway.store.models import borrowing_requests_t, history_t, lending_requests_t, raw_messages_t
 
-from gateway_helpers import OURS, start_gateway
-from messages_helpers import NOW, sample_request
+from support.gateway_helpers import OURS, start_gateway
+from support.messages_helpers import NOW, sample_request
 
 P1 = "ISIL:DK-1"
 PARTNERS = [{"agency": P1, "url": "http://127.0.0.1:9/p1"}]
@@ -132,7 +132,7 @@ async def _history_rows(engine) -> list[dict]:
 async def _start(aiohttp_client, db_url: str, **gateway_options):
     from gateway.app import build_app
     from gateway.runtime import Gateway
-    from gateway_helpers import make_config
+    from support.gateway_helpers import make_config
 
     config = make_config(db_url, PARTNERS, gateway=gateway_options)
     gateway = Gateway.create(config)

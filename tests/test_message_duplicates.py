@@ -20,7 +20,7 @@ from gateway.messages.identity import content_sha256
 from gateway.store import db
 from gateway.store.models import borrowing_requests_t, general_messages_t, history_t, raw_messages_t
 
-from gateway_helpers import OURS, start_gateway
+from support.gateway_helpers import OURS, start_gateway
 
 LENDER = "ISIL:DK-DUP"
 BORROWER = "ISIL:DK-DUPB"

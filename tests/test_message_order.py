@@ -17,7 +17,7 @@ from gateway.messages import Version, decode, encode, model
 from gateway.messages.codes import Action, ReasonForMessage, ServiceType, Status
 from gateway.store.models import borrowing_requests_t, history_t, lending_requests_t
 
-from gateway_helpers import OURS, start_gateway
+from support.gateway_helpers import OURS, start_gateway
 
 LENDER = "ISIL:DK-ORDER"
 BORROWER = "ISIL:DK-BORROW"

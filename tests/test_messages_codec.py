@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -12,7 +11,7 @@ from gateway.messages import MessageError, Version, decode, encode, model, selec
 from gateway.messages.codec import format_datetime, parse_datetime
 from gateway.messages.plan import NS
 
-from messages_helpers import (
+from support.messages_helpers import (
     FIXTURES,
     SHARED,
     VERSION_OF_LABEL,
@@ -94,7 +93,7 @@ def test_corpus_verdicts_match_reference_and_valid_ones_round_trip(row):
     attribute = row["version_attribute"].removeprefix("ill:version=")
     chosen = select_version(attribute) if row["version_attribute"].startswith("ill:version=") else None
     verdicts = {Version.V2017: row["valid_v1_2_xsd"] == "yes", Version.V2021: row["valid_2021_2_xsd"] == "yes"}
-    # DESIGN §3: ill:version picks the schema; only an unknown value lets either schema pass.
+    # docs/protocol.md: ill:version picks the schema; only an unknown value lets either schema pass.
     reference_ok = enveloped and (verdicts[chosen] if chosen else any(verdicts.values()))
     try:
         inbound = decode(data)

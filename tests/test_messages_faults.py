@@ -17,14 +17,13 @@ from gateway.messages import (
     answer,
     decode,
     encode,
-    model,
 )
 from gateway.messages.confirmations import Echo, confirmation
 from gateway.messages.faults import Fault
 from gateway.messages.inbound import Limits
 from gateway.messages.plan import NS
 
-from messages_helpers import (
+from support.messages_helpers import (
     FIXTURES,
     NOW,
     manifest_rows,
@@ -265,7 +264,7 @@ def test_2021_only_action_is_not_echoed_in_a_2017_confirmation():
 def _decodable_messages() -> list[bytes]:
     """Every valid fixture and every corpus message that decodes (strictly or leniently)."""
     from gateway.messages.tolerance import decode_tolerant
-    from shared_paths import SHARED_AVAILABLE, corpus_messages
+    from support.shared_paths import SHARED_AVAILABLE, corpus_messages
 
     found = []
     paths = [FIXTURES / r["path"] for r in manifest_rows() if r["expected"] == "valid"]

@@ -21,7 +21,7 @@ from gateway.messages.codec import SCHEME_ATTR, format_datetime, parse_datetime,
 from gateway.messages.inbound import _PARSER
 from gateway.messages.plan import NS, Q, ROOT_TAG, ClassPlan, class_plan
 
-from messages_helpers import FIXTURES, manifest_rows, sample_request
+from support.messages_helpers import FIXTURES, manifest_rows, sample_request
 
 VALID_ROWS = [r for r in manifest_rows() if r["expected"] == "valid"]
 OTHER = {Version.V2017: Version.V2021, Version.V2021: Version.V2017}

@@ -13,7 +13,7 @@ from gateway.messages import Version, encode
 from gateway.messages.codes import CLOSED_CODE_LISTS
 from gateway.messages.xsdgen import SCHEMA_FILES, generate
 
-from messages_helpers import REFERENCE, ROOT, needs_shared, sample_requesting_message
+from support.messages_helpers import REFERENCE, ROOT, needs_shared, sample_requesting_message
 
 XS = "{http://www.w3.org/2001/XMLSchema}"
 

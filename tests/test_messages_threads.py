@@ -6,7 +6,7 @@ import pytest
 
 from gateway.messages import MessageError, Version, decode, encode
 
-from messages_helpers import sample_requesting_message, sample_supplying_message
+from support.messages_helpers import sample_requesting_message, sample_supplying_message
 
 
 def test_concurrent_decoding_classifies_every_fault_correctly():

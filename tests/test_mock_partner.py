@@ -144,7 +144,7 @@ def error_of(inbound) -> tuple[str, str]:
     return error.error_type.value, error.error_value
 
 
-# --- PEERS §3 scenarios ------------------------------------------------------------------------
+# --- illmock scenarios (docs/partners.md) ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("version", [V17, V21])
 async def test_loaned_then_shipped_return_completes(start, version):

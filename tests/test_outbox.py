@@ -297,7 +297,7 @@ def test_classify_response_kinds():
 
 
 def sample_request() -> tuple[bytes, Any]:
-    from messages_helpers import sample_request as make  # the shared sample of a full request
+    from support.messages_helpers import sample_request as make  # the shared sample of a full request
 
     body = encode(make(), Version.V2017)
     return body, decode(body)

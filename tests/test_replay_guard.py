@@ -15,8 +15,8 @@ from gateway.store.models import borrowing_requests_t, history_t, seen_signature
 from gateway.transport import replay
 from gateway.transport.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, Signed, signature
 
-from gateway_helpers import OURS, start_gateway
-from messages_helpers import NOW
+from support.gateway_helpers import OURS, start_gateway
+from support.messages_helpers import NOW
 
 P1 = "ISIL:DK-1"
 PARTNERS = [{"agency": P1, "url": "http://127.0.0.1:9/p1", "credentials": {"inbound": {"hmac_secret": "s3cret"}}}]

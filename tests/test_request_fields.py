@@ -19,7 +19,7 @@ from gateway.messages.codes import RequestType
 from gateway.service.outgoing import encode_outgoing
 from gateway.store.models import outbox_t
 
-from test_api_support import BR, P1, start_api
+from support.api_helpers import BR, P1, start_api
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 NS = {"ill": "http://illtransactions.org/2013/iso18626"}

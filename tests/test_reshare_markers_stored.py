@@ -1,4 +1,4 @@
-"""ReShare note markers (PEERS §2) are understood on input and kept as structured data:
+"""ReShare note markers (docs/partners.md) are understood on input and kept as structured data:
 `note_markers` / `ReShareNote.as_json` (pure), the `markers` column of every inbound general
 message on both sides, the staff API showing it (checked against the OpenAPI document), the
 history entries of a status message whose note carries markers (`detail.markers`), and a
@@ -26,7 +26,7 @@ from gateway.messages.codes import Action, ReasonForMessage, ServiceType, Status
 from gateway.messages.peers import ReShareNote, condition_answer, note_markers, parse_reshare_markers
 from gateway.store.models import general_messages_t, outbox_t
 
-from test_api_support import BR, OURS, P1, XML, start_api
+from support.api_helpers import BR, OURS, P1, XML, start_api
 
 LR = "/api/v1/lending-requests"
 RESHARE = "ISIL:US-RESHARE"

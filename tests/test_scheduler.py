@@ -11,7 +11,7 @@ from gateway.core import RequestDetails
 from gateway.store.models import outbox_t
 from gateway.transport.scheduler import Scheduler
 
-from gateway_helpers import make_config
+from support.gateway_helpers import make_config
 
 
 async def test_scheduler_sends_status_request_when_a_deadline_passed(tmp_path):

@@ -5,7 +5,7 @@ lxml.etree.XMLSchema and asked about:
 
 - every fixture file (valid and invalid, of every version: a 2017 message checked against
   the 2021 schemas is a useful near-miss too);
-- every mutation (tests/mutations.py) of each valid fixture of that version;
+- every mutation (tests/support/mutations.py) of each valid fixture of that version;
 - every corpus message (../shared/iso18626-corpus/INDEX.tsv), under both versions.
 
 Documents the gateway refuses before any schema is asked are skipped with a reason: not
@@ -29,14 +29,14 @@ import pytest
 from lxml import etree
 
 try:
-    from mutations import mutations
-    from shared_paths import (
+    from support.mutations import mutations
+    from support.shared_paths import (
         CORPUS, FIXTURES, FIXTURES_MANIFEST, REFERENCE_XSD, REPO_ROOT, SHARED_AVAILABLE, SHARED_SKIP_REASON,
         VERSIONS, corpus_entries,
     )
 except ImportError:  # tests/ imported as a package
-    from tests.mutations import mutations
-    from tests.shared_paths import (
+    from tests.support.mutations import mutations
+    from tests.support.shared_paths import (
         CORPUS, FIXTURES, FIXTURES_MANIFEST, REFERENCE_XSD, REPO_ROOT, SHARED_AVAILABLE, SHARED_SKIP_REASON,
         VERSIONS, corpus_entries,
     )

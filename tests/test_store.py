@@ -57,7 +57,7 @@ async def _read(engine: AsyncEngine, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _request_values(**over: Any) -> dict[str, Any]:
-    """Every field of the seed's borrowing request form."""
+    """Every field of the borrowing request form."""
     values: dict[str, Any] = {
         "external_id": "REQ-0001",
         "status": "CREATED",
@@ -637,7 +637,7 @@ async def test_outbox_sequence_order_and_delivery(engine: AsyncEngine) -> None:
     await _write(engine, q.claim_outbox, [ids["r3"], ids["l1"]])
     assert await _write(engine, q.mark_outbox_retry, ids["r3"], error="gave up",
                         next_attempt_at=None)
-    assert await _write(engine, q.reset_sending_outbox) == 1
+    assert len(await _write(engine, q.release_outbox_leases, now=retry_at, expired_only=False)) == 1
     due = await _read(engine, q.fetch_due_outbox, now=retry_at)
     assert [r["id"] for r in due] == [ids["r2"], ids["l1"]]
     async with engine.connect() as conn:

@@ -25,9 +25,9 @@ from gateway.messages.codes import ReasonForMessage, Status
 from gateway.strict_numbers import NumberError, is_decimal_text, parse_int
 from gateway.transport.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
-from messages_helpers import NOW
+from support.api_helpers import KEYS, OURS, P1, P2, P3
+from support.messages_helpers import NOW
 from test_api_openapi import seeded_live_gateway
-from test_api_support import KEYS, OURS, P1, P2, P3
 
 EXAMPLES = 60
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

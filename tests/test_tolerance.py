@@ -30,8 +30,8 @@ from gateway.messages.peers import (
 from gateway.messages.plan import NS
 from gateway.messages.tolerance import PROFILE_REPAIRS, PROFILES, REPAIR_NAMES, Tolerated, decode_tolerant
 
-from messages_helpers import NOW, agency, sample_request, sample_requesting_message, sample_supplying_message
-from shared_paths import CORPUS, corpus_entries, requires_shared
+from support.messages_helpers import NOW, agency, sample_request, sample_requesting_message, sample_supplying_message
+from support.shared_paths import CORPUS, corpus_entries, requires_shared
 
 V17, V21 = Version.V2017, Version.V2021
 DECLARATION = f'xmlns:ill="{NS}"'.encode()
@@ -353,7 +353,7 @@ def test_garbage_is_refused_with_its_own_error():
 
 # --- the corpus of real messages ----------------------------------------------------------------
 
-# Failing strict decoding because of a deviation of FACTS §8 that a profile repairs.
+# Failing strict decoding because of a deviation (docs/partners.md) that a profile repairs.
 INTENDED = {
     "openlibraryenvironment+mod-rs/okapi-scripts/iso18626_req_1.xml":
         ({"alma", "reshare", "lenient"}, {"insert_multiple_item_request_id"}),

@@ -9,8 +9,8 @@ from gateway.messages import Version, decode, encode, model
 from gateway.messages.codes import ReasonForMessage, Status
 from gateway.store.models import borrowing_requests_t, general_messages_t, history_t
 
-from gateway_helpers import OURS, start_gateway
-from messages_helpers import NOW
+from support.gateway_helpers import OURS, start_gateway
+from support.messages_helpers import NOW, swap_agencies
 
 STRICT, RESHARE, ALMA = "ISIL:DK-STRICT", "ISIL:DK-RESHARE", "ISIL:DK-ALMA"
 PARTNERS = [
@@ -28,13 +28,6 @@ def sam(ref: str, partner: str, status=Status.WillSupply, reason=ReasonForMessag
             timestamp=NOW, requesting_agency_request_id=ref),
         message_info=model.MessageInfo(reason_for_message=reason, note=note),
         status_info=model.StatusInfo(status=status, last_change=NOW)), Version.V2017)
-
-
-def swap_agencies(body: bytes) -> bytes:
-    """ReShare's habit: requestingAgencyId before supplyingAgencyId."""
-    start, mid = body.index(b"<ill:supplyingAgencyId>"), body.index(b"<ill:requestingAgencyId>")
-    end = body.index(b"</ill:requestingAgencyId>") + len(b"</ill:requestingAgencyId>")
-    return body[:start] + body[mid:end] + body[start:mid] + body[end:]
 
 
 async def setup(aiohttp_client, tmp_path, partner):

@@ -13,8 +13,8 @@ from gateway.messages.codes import ReasonForMessage, Status
 from gateway.store.models import borrowing_requests_t, history_t
 from gateway.transport.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
-from gateway_helpers import OURS, start_gateway
-from messages_helpers import NOW, sample_requesting_message
+from support.gateway_helpers import OURS, start_gateway
+from support.messages_helpers import NOW, sample_requesting_message
 
 P1, P2, P3 = "ISIL:DK-1", "ISIL:DK-2", "ISIL:DK-3"
 PARTNERS = [

@@ -1,4 +1,5 @@
-"""Handlers of `/api/v1/borrowing-requests`: the seed's staff operations over JSON.
+"""Handlers of `/api/v1/borrowing-requests`: the staff operations on borrowing
+requests over JSON.
 
 Every write goes through `BorrowingService` (create / apply / add_attachment / set_parameters)
 with the key's actor (`staff:<name>`), so it is one atomic step with its history entry. Writes

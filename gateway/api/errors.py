@@ -1,4 +1,4 @@
-"""API errors: one JSON shape, one stable code per fault (DESIGN §5).
+"""API errors: one JSON shape, one stable code per fault (docs/architecture.md, contracts).
 
     {"error": {"code": "invalid_field", "message": "must be a date YYYY-MM-DD", "field": "needed_by"}}
 

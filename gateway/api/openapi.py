@@ -243,7 +243,7 @@ def _schemas() -> dict[str, Any]:
         "cluster_id": {"type": ["string", "null"], "description": "transferToCluster:<id>"},
         "text": {"type": "string", "description": "the note with the markers removed"},
     }, ["seq", "last_seq", "flags", "updated_fields", "cluster_id", "text"], type=["object", "null"],
-        description="an inbound note's ReShare markers as data (PEERS §2); null without markers and when outbound")
+        description="an inbound note's ReShare markers as data (docs/partners.md); null without markers and when outbound")
     history = _obj({
         "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
         "event": {"type": "string"}, "from_status": NULLABLE_STRING, "to_status": NULLABLE_STRING,
@@ -432,7 +432,7 @@ def _schemas() -> dict[str, Any]:
         "BorrowingSummary": summary,
         "BorrowingList": listing,
         "RequestCreate": _obj(create_props, list(REQUIRED),
-                              description="the seed's form fields (snake_case) plus the rota; " + FORM_RULES,
+                              description="the borrowing form's fields (snake_case; docs/request-fields.md) plus the rota; " + FORM_RULES,
                               anyOf=_findable()),
         "RequestEdit": _obj(edit_props, minProperties=1),
         "RotaOperation": rota_op,

@@ -362,7 +362,8 @@ def rota_json(row: dict[str, Any], rota_rows: list[dict[str, Any]], partner_name
 
 
 def request_json(conn: Connection, request_id: int, partner_names: dict[str, str]) -> dict[str, Any] | None:
-    """The request with every tab (the seed's §II), or None."""
+    """The request with every tab (general information, history, rota, parameters, messages,
+    notes, received items, attachments), or None."""
     row = load_request_row(conn, request_id)
     if row is None:
         return None

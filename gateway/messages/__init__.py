@@ -10,7 +10,6 @@ Pure: no I/O, no database. The usual entry points:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from . import model
 from .codes import Action, ErrorType, MessageStatus, ReasonForMessage, Status, Version

@@ -26,7 +26,6 @@ from .plan import NS, Q, ROOT_TAG, Node, class_plan
 
 VERSION_ATTR = Q + "version"
 SCHEME_ATTR = Q + "scheme"
-NSMAP = {"ill": NS}
 
 
 # --- reading -------------------------------------------------------------------------------

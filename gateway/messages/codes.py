@@ -3,13 +3,13 @@
 Closed lists are enumerations in the schemas: a value outside them is invalid. Each enum
 lists the values of the 2021 schema; `only_2021` names those the 2017 (v1.2) schema lacks.
 
-Open lists (type_schemeValuePair) accept any string; `OPEN_CODE_LISTS` holds the values the
-maintenance agency recommends, for look-ups only. The parser never enforces them.
+Open lists (type_schemeValuePair) accept any string, with an optional scheme; the gateway keeps
+no list of their recommended values and never checks a value against one.
 """
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
+from enum import StrEnum
 
 
 class Version(StrEnum):
@@ -139,111 +139,4 @@ CLOSED_CODE_LISTS: dict[str, type[ClosedCode]] = {
     "serviceType": ServiceType,
     "yesNo": YesNo,
     "preferredEdition": PreferredEdition,
-}
-
-
-# --- open code lists: recommended values (2017 lists, scheme URIs ending -V1.0) -------------
-
-_OCL = "http://illtransactions.org/ISO18626/OpenCodeList/"
-
-
-class OpenCodeList(Enum):
-    """An open list: its scheme URI and recommended values. Advisory only."""
-
-    def __init__(self, scheme: str, values: tuple[str, ...]):
-        self.scheme = scheme
-        self.values = frozenset(values)
-
-    def recommends(self, value: str) -> bool:
-        return value in self.values
-
-    AGENCY_ID_TYPE = (_OCL + "AgencyIdTypeList-V1.0", ("DNUCNI", "ISIL"))
-    BIBLIOGRAPHIC_ITEM_ID_CODE = (_OCL + "BibliographicItemIdCodeList-V1.0", ("ISBN", "ISSN", "ISMN"))
-    BIBLIOGRAPHIC_RECORD_ID_CODE = (
-        _OCL + "BibliographicRecordIdCodeList-V1.0",
-        ("AMICUS", "BL", "FAUST", "JNB", "LA", "LCCN", "Medline", "NCID", "OCLC", "PMID", "TP"),
-    )
-    BILLING_METHOD = (
-        _OCL + "BillingMethodList-V1.0",
-        ("Account", "FreeOfCharge", "Invoice", "Other", "ReciprocityAgreement"),
-    )
-    COPYRIGHT_COMPLIANCE = (
-        _OCL + "CopyrightComplianceList-V1.0",
-        (
-            "AU-CopyRCatS183ComW", "AU-CopyRCatS183State", "AU-CopyrightActS49",
-            "AU-CopyrightActS50\u20131", "AU-CopyrightActS50\u20137A", "AU-CopyrightActS50\u20137B",
-            "AU-CopyrightCleared", "AU-GenBus", "NZ-CopyrightActS54", "NZ-CopyrightActS55", "Other",
-            "UK-CopyRFeePaid", "UK-FairDealing", "US-CCG", "US-CCL",
-        ),
-    )
-    FORMAT = (
-        _OCL + "DeliveredFormatList-V1.0",
-        (
-            "Blu-ray", "Braille", "CassetteTape", "CD", "CD-ROM", "Daisy-ROM", "DVD", "JPEG",
-            "LargePrint", "LP", "Microform", "MP3", "Multimedia", "PaperCopy", "PDF", "Printed",
-            "Tape", "TIFF", "VHS",
-        ),
-    )
-    ELECTRONIC_ADDRESS_TYPE = (_OCL + "ElectronicAddressType-V1.0", ("Chat", "Email", "FTP", "Skype"))
-    LOAN_CONDITION = (
-        _OCL + "LoanConditionList-V1.0",
-        ("LibraryUseOnly", "NoReproduction", "SignatureRequired", "SpecCollSupervReq", "WatchLibraryUseOnly"),
-    )
-    PATRON_TYPE = (
-        _OCL + "PatronTypeList-V1.0",
-        ("Adult", "Child", "Faculty", "GraduateStudent", "Researcher", "Staff", "Student", "UnderGraduateStudent"),
-    )
-    PAYMENT_METHOD = (
-        _OCL + "PaymentMethodList-V1.0",
-        ("BankTransfer", "CreditCard", "DebitCard", "EFTS", "IBS", "IIBS", "IFLAVoucher", "IFM", "LAPS", "Paypal"),
-    )
-    PUBLICATION_TYPE = (
-        _OCL + "PublicationTypeList-V1.0",
-        (
-            "ArchiveMaterial", "Article", "AudioBook", "Book", "Chapter", "ConferenceProc", "Game",
-            "GovernmentPubl", "Image", "Journal", "Manuscript", "Map", "Movie", "MusicRecording",
-            "MusicScore", "Newspaper", "Patent", "Report", "SoundRecording", "Thesis",
-        ),
-    )
-    REASON_RETRY = (
-        _OCL + "ReasonRetryList-V1.0",
-        (
-            "AtBindery", "CostExceedsMaxCost", "LoanPossible", "NotCurrentAvailableForILL",
-            "NotFoundAsCited", "OnLoan", "OnOrder", "ReqDelDateNotPossible", "ReqDelMethodNotSupp",
-        ),
-    )
-    REASON_UNFILLED = (
-        _OCL + "ReasonUnfilledList-V1.0",
-        ("NonCirculating", "NotAvailableForILL", "NotHeld", "NotOnShelf", "PolicyProblem", "PoorCondition"),
-    )
-    SENT_VIA = (
-        _OCL + "SentViaList-V1.0",
-        ("ArticleExchange", "Ariel", "Email", "Mail", "Odyssey", "URL", "FTP"),
-    )
-    SERVICE_LEVEL = (
-        _OCL + "ServiceLevelList-V1.0",
-        ("Express", "Normal", "Rush", "SecondaryMail", "Standard", "Urgent"),
-    )
-
-
-# Which open list each schemeValuePair element draws from (element local name -> list).
-OPEN_LIST_OF_ELEMENT: dict[str, OpenCodeList] = {
-    "agencyIdType": OpenCodeList.AGENCY_ID_TYPE,
-    "bibliographicItemIdentifierCode": OpenCodeList.BIBLIOGRAPHIC_ITEM_ID_CODE,
-    "bibliographicRecordIdentifierCode": OpenCodeList.BIBLIOGRAPHIC_RECORD_ID_CODE,
-    "billingMethod": OpenCodeList.BILLING_METHOD,
-    "copyrightCompliance": OpenCodeList.COPYRIGHT_COMPLIANCE,
-    "deliveredFormat": OpenCodeList.FORMAT,
-    "preferredFormat": OpenCodeList.FORMAT,
-    "itemFormat": OpenCodeList.FORMAT,
-    "electronicAddressType": OpenCodeList.ELECTRONIC_ADDRESS_TYPE,
-    "loanCondition": OpenCodeList.LOAN_CONDITION,
-    "patronType": OpenCodeList.PATRON_TYPE,
-    "paymentMethod": OpenCodeList.PAYMENT_METHOD,
-    "publicationType": OpenCodeList.PUBLICATION_TYPE,
-    "reasonRetry": OpenCodeList.REASON_RETRY,
-    "reasonUnfilled": OpenCodeList.REASON_UNFILLED,
-    "sentVia": OpenCodeList.SENT_VIA,
-    "deliveryMethod": OpenCodeList.SENT_VIA,
-    "serviceLevel": OpenCodeList.SERVICE_LEVEL,
 }

@@ -17,7 +17,7 @@ from lxml import etree
 from . import model
 from .clip import ERROR_VALUE_LENGTH, clip
 from .codec import parse_datetime
-from .codes import Action, MessageStatus, ReasonForMessage, Version
+from .codes import Action, ReasonForMessage, Version
 from .faults import Fault
 from .lengths import AGENCY_ID_LENGTH, REQUEST_ID_LENGTH
 from .plan import Q

@@ -75,7 +75,7 @@ class MessageError(Exception):
 
 
 def select_version(attribute: str | None, configured: Version | None = None) -> Version | None:
-    """DESIGN §3: the partner's configured version wins, else the ill:version value."""
+    """The partner's configured version wins, else the ill:version value (docs/protocol.md)."""
     if configured is not None:
         return configured
     if attribute is None:

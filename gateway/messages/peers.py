@@ -1,10 +1,10 @@
-"""Pure helpers for what particular partners put on the wire (PEERS.md sections 1 and 2).
+"""Pure helpers for what particular partners put on the wire (docs/partners.md: Alma, ReShare).
 
 ReShare (mod-rs) carries what the schema lacks inside `note` as markers:
 `parse_reshare_markers(note)` takes them out into a `ReShareNote`; `note_markers(note)` gives
 them as JSON-safe data (or None), as stored on an inbound general message.
 
-Alma (and Rapido) as a borrower, for our lending side (PEERS §1):
+Alma (and Rapido) as a borrower, for our lending side (docs/partners.md, Alma quirks):
 - `adapt_supplying_message_for_alma(message)` rewrites one supplyingAgencyMessage the way
   brokers do before sending it to Alma, and returns a copy (or a list, see there);
   `alma_messages(message)` is the same, always as a list.
@@ -34,13 +34,6 @@ AWAITING_CONDITION_CONFIRMATION = "ReShareSupplierAwaitingConditionConfirmation"
 CONDITIONS_ASSUMED_AGREED = "ReShareSupplierConditionsAssumedAgreed"
 LOAN_CONDITION_AGREE = "ReShareLoanConditionAgreeResponse"
 LOAN_CONDITION_REJECT = "ReShareLoanConditionRejectResponse"
-KNOWN_FLAGS = frozenset({
-    ADD_LOAN_CONDITION,
-    AWAITING_CONDITION_CONFIRMATION,
-    CONDITIONS_ASSUMED_AGREED,
-    LOAN_CONDITION_AGREE,
-    LOAN_CONDITION_REJECT,
-})
 
 # One alternation, so that markers are found left to right and never overlap.
 _MARKER = re.compile(
@@ -164,7 +157,7 @@ def condition_answer(note: str | None) -> str | None:
     ReShare's `#ReShareLoanConditionAgreeResponse#` / `#ReShareLoanConditionRejectResponse#`
     decide first: a note with one of them means what the marker says, whatever the text around
     it ("#ReShareLoanConditionRejectResponse# we cannot accept these" is REJECT); with both it
-    is None. Without them the free text decides, Alma's way (PEERS §1.6): case-insensitive and
+    is None. Without them the free text decides, Alma's way (docs/partners.md, Alma quirk 6): case-insensitive and
     tolerant of punctuation around the word ("Accept.", "*REJECT*", "accepted!"); a longer word
     does not count ("acceptable", "unaccepted"); text inside other markers does not count. A
     text with both words, or neither, is None: a person has to read it.
@@ -212,7 +205,7 @@ ALMA_REASON_FOR_STATUS = {
     Status.LoanCompleted: ReasonForMessage.RequestResponse,
 }
 _NORMALISED_REASONS = (ReasonForMessage.RequestResponse, ReasonForMessage.StatusChange)
-# Alma reads costs only on these (PEERS §1.4): deliveryCosts stays there, moves to text elsewhere.
+# Alma reads costs only on these (docs/partners.md, Alma quirk 4): deliveryCosts stays there, moves to text elsewhere.
 ALMA_COSTS_KEPT_ON = (Status.Loaned, Status.CopyCompleted)
 
 
@@ -249,7 +242,7 @@ def _take_conditions_and_costs(message: model.SupplyingAgencyMessage) -> list[st
 def adapt_supplying_message_for_alma(
     message: model.SupplyingAgencyMessage,
 ) -> model.SupplyingAgencyMessage | list[model.SupplyingAgencyMessage]:
-    """A copy of `message` as Alma understands it (PEERS §1); the argument is not changed.
+    """A copy of `message` as Alma understands it (docs/partners.md, Alma quirks); the argument is not changed.
 
     1. ExpectToSupply -> WillSupply (Alma does not know ExpectToSupply).
     2. reasonForMessage RequestResponse/StatusChange normalised by status: WillSupply ->

@@ -118,8 +118,3 @@ def class_plan(cls: type, version: Version) -> ClassPlan:
         by_qtag={n.qtag: n for n in nodes},
         choice=getattr(cls, "XML_CHOICE", False),
     )
-
-
-def message_plans(version: Version) -> dict[str, ClassPlan]:
-    """kind -> plan of the message class, for the envelope's choice."""
-    return {cls.KIND: class_plan(cls, version) for cls in model.MESSAGE_CLASSES}

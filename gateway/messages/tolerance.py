@@ -1,8 +1,8 @@
 """Per-partner tolerance profiles: accept known, harmless deviations from ISO 18626, and say so.
 
 `decode_tolerant(data, profile)` first tries the strict `decode` (the fast path: no repair, no
-warning). Only if that fails does it apply the repairs its profile allows, then decodes the
-repaired tree again. Every repair that changed something leaves one conformance warning
+warning). Only if that fails does it apply the repairs its profile allows (`tolerate`), to a copy
+of the tree the strict pass already parsed, and validates the repaired tree. Every repair that changed something leaves one conformance warning
 (what was wrong, where, what we did), meant for the request's history. If the repaired
 message still fails, the ORIGINAL `MessageError` is raised, so the partner is told about
 the real fault and not about a state of its message that only we produced.
@@ -15,8 +15,8 @@ Rules every repair keeps:
 - the hardened parser's limits still hold under every profile: DTDs, entity declarations,
   oversize and too-deep documents are refused before any repair is looked at.
 
-Profiles and the repairs they allow (section 8 of FACTS.md lists the deviations; PEERS.md
-section 1 and 2 the partners):
+Profiles and the repairs they allow (docs/partners.md lists the deviations seen in real
+messages and the partners that send them):
 
 | repair                          | what it fixes                                     | alma | reshare | lenient |
 |---------------------------------|---------------------------------------------------|------|---------|---------|
@@ -36,7 +36,7 @@ section 1 and 2 the partners):
 when the parse error is exactly "namespace prefix P is not defined" for P = `ill` (the ISO
 namespace) or `xsi` (XML Schema instance, whose meaning is fixed; mod-rs scripts send
 `xsi:schemaLocation` undeclared next to `ill:version`). `drop_empty_optional` is not among the
-deviations of FACTS §8: it is the "truly empty" rule applied to optional elements that mod-rs
+deviations seen in real messages: it is the "truly empty" rule applied to optional elements that mod-rs
 templates leave empty (`<action></action>`, `<answerYesNo/>`, `<offeredCosts/>`).
 
 Result: `Tolerated(inbound, warnings, no_status_change, repairs)`, which also unpacks as
@@ -525,11 +525,29 @@ def decode_tolerant(
     limits: Limits = Limits(),
 ) -> Tolerated:
     """Decode `data` under a tolerance profile. Raises the strict decoder's MessageError if it fails."""
-    allowed = profile_repairs(profile)
+    profile_repairs(profile)  # an unknown profile is refused even for a valid message
     try:
         return Tolerated(decode(data, version=version, limits=limits))
-    except MessageError as original:
-        error = original
+    except MessageError as strict_error:
+        error = strict_error
+    return tolerate(data, error, profile, version=version, limits=limits)
+
+
+def tolerate(
+    data: bytes,
+    error: MessageError,
+    profile: str,
+    *,
+    version: Version | None = None,
+    limits: Limits = Limits(),
+) -> Tolerated:
+    """Accept under `profile` the message whose strict `decode(data, version, limits)` raised `error`.
+
+    The repairs work on a copy of the tree the strict pass parsed (`error.root`), so the body is
+    not parsed again; only bytes that did not parse at all are parsed anew, after a byte repair.
+    Raises `error` if the profile cannot make the message valid.
+    """
+    allowed = profile_repairs(profile)
     if not allowed:
         raise error
     ctx = _Context(profile, allowed, version)

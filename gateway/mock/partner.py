@@ -6,7 +6,8 @@ builds the next supplyingAgencyMessage of a transaction (reactions to requester 
 then the scenario's unprompted statuses). The server (`server.py`) does the I/O: it sends each
 message, waits for its confirmation and reports back with `record_delivery`.
 
-Scenario names follow the crosslink `illmock` peer (PEERS §3); SLOW, SILENT, STATUS, DUPLICATE,
+Scenario names follow the crosslink `illmock` peer (docs/partners.md, "The crosslink broker and
+its illmock peer"); SLOW, SILENT, STATUS, DUPLICATE,
 OUT_OF_ORDER, RENEW_NO, CANCEL_NO, CONDITIONAL, EXPECT_TO_SUPPLY and COPY are our own.
 """
 

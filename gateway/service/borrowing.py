@@ -20,7 +20,6 @@ from ..core import (
     BorrowingState,
     Create,
     Decision,
-    DeliveryFailed,
     IllegalTransition,
     InvalidInput,
     Locate,
@@ -275,13 +274,6 @@ class SupplierMessageStep:
         return confirmation
 
 
-def supplier_message_step(ctx: ServiceContext, inbound: Inbound, body: bytes, now: datetime,
-                          warnings: tuple[str, ...] = (), batch: SupplierMessages | None = None
-                          ) -> SupplierMessageStep:
-    """Apply a supplyingAgencyMessage; return the confirmation bytes (stored for duplicates)."""
-    return SupplierMessageStep(batch or SupplierMessages(ctx), inbound, body, now, warnings)
-
-
 @dataclass
 class _Applied:
     """One message of a group that is not a duplicate: what it did, until its rows are written."""
@@ -311,7 +303,7 @@ class SupplierMessages:
     request apply in order, each on top of the one before; a message already stored (or a
     second copy within the group) gets the first one's confirmation and changes nothing; a
     refused message is recorded and answered with an ERROR confirmation. Anything that raises
-    makes the writer run the group's steps one by one instead (DESIGN §2).
+    makes the writer run the group's steps one by one instead (docs/architecture.md: atomic steps).
     """
 
     def __init__(self, ctx: ServiceContext, cache: rows.StateCache | None = None):
@@ -462,10 +454,6 @@ class BorrowingService:
     async def request_confirmed(self, request_id: int, partner: str) -> StepResult:
         now = self.clock()
         return await self.apply(request_id, RequestConfirmed(partner=partner, now=now))
-
-    async def delivery_failed(self, request_id: int, partner: str, kind: str, action: Any = None) -> StepResult:
-        now = self.clock()
-        return await self.apply(request_id, DeliveryFailed(partner=partner, kind=kind, at=now, action=action))
 
     async def add_attachment(self, request_id: int, filename: str, media_type: str, content: bytes,
                              actor: str = "staff") -> int:

@@ -28,18 +28,10 @@ from .snapshot import from_json, to_json
 
 DETAIL_COLUMNS = tuple(f.name for f in fields(RequestDetails) if f.name != "other_identifiers")
 _SELECT_BY_ID = select(borrowing_requests_t).where(borrowing_requests_t.c.id == bindparam("id"))
-_SELECT_BY_EXTERNAL = select(borrowing_requests_t).where(
-    borrowing_requests_t.c.external_id == bindparam("external_id")
-)
 
 
 def load_row(conn: Connection, request_id: int) -> dict[str, Any] | None:
     row = conn.execute(_SELECT_BY_ID, {"id": request_id}).first()
-    return None if row is None else dict(row._mapping)
-
-
-def load_row_by_external_id(conn: Connection, external_id: str) -> dict[str, Any] | None:
-    row = conn.execute(_SELECT_BY_EXTERNAL, {"external_id": external_id}).first()
     return None if row is None else dict(row._mapping)
 
 

@@ -135,7 +135,7 @@ def _write(conn: Connection, ctx: ServiceContext, policy: LendingPolicy, lending
         partner = ctx.partner(out.partner)
         message = build_supplying_message(out, state, ours=ctx.agency, their_request_id=their_ref,
                                           our_request_id=our_request_id(lending_id), now=now, version=partner.version)
-        # Alma reads conditions and costs only from Notification notes (PEERS §1).
+        # Alma reads conditions and costs only from Notification notes (docs/partners.md, Alma quirks).
         for each in alma_messages(message) if partner.profile == "alma" else [message]:
             queries.insert_outbox(conn, partner_agency=out.partner, partner_url=partner.url,
                                   kind="supplyingAgencyMessage", body=encode(each, partner.version), now=now,

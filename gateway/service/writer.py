@@ -1,4 +1,4 @@
-"""One writer that commits steps in groups (DESIGN §2 and §8).
+"""One writer that commits steps in groups (docs/architecture.md: atomic steps, group commit).
 
 A step is a plain function of a SQLAlchemy `Connection`. The writer queues steps, runs up to
 `max_batch` of them in one transaction, each inside its own savepoint, commits, and only then

@@ -2,7 +2,7 @@
 
 - `make_engine(url)` gives the AsyncEngine everything else uses: SQLite through aiosqlite (the
   default), PostgreSQL through asyncpg. `make_sync_engine(url)` gives a plain SQLite engine for a
-  writer thread (the group-commit writer of DESIGN §8).
+  writer thread (the group-commit writer, docs/architecture.md).
 - `migrate(url)` / `await migrate_async(url_or_engine)` run `alembic upgrade head` with the
   migrations shipped in this package; no alembic.ini is needed. The app migrates itself at start-up.
 

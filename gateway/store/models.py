@@ -4,7 +4,7 @@ Rules of this file:
 - The models read like the schema: one class per table, columns in the order a person reads them.
 - Every datetime is timezone-aware and stored as UTC (`UTCDateTime`); a naive datetime is refused.
   Calendar dates (`needed_by`) are plain `Date`s.
-- Status values are the stable codes of DESIGN §4 (plain strings): the core owns the state tables,
+- Status values are stable codes (plain strings, docs/architecture.md, request statuses): the core owns the state tables,
   so adding a status never needs a migration.
 - `version` columns carry optimistic concurrency. The ORM uses them (`version_id_col`), and the Core
   helpers in `queries.py` check and bump them (`UPDATE ... WHERE id = :id AND version = :v`).
@@ -80,7 +80,8 @@ def _fk(target: str, *, nullable: bool, ondelete: str = "CASCADE") -> Any:
 
 
 class BorrowingRequest(Base):
-    """A request we (the requesting agency) send to partners: the seed form, plus the core's state."""
+    """A request we (the requesting agency) send to partners: the borrowing form's
+    fields (docs/request-fields.md), plus the core's state."""
 
     __tablename__ = "borrowing_requests"
     __table_args__ = (
@@ -105,7 +106,7 @@ class BorrowingRequest(Base):
     # Our requestingAgencyRequestId, or the id given by the system the request came from. Unique.
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
 
-    # --- status (DESIGN §4) -----------------------------------------------------------------------
+    # --- status (a stable code of the core's state tables) ---------------------------------------
     status: Mapped[str] = mapped_column(CODE, default="CREATED", index=True)
     previous_status: Mapped[str | None] = mapped_column(CODE)
     needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -190,7 +191,7 @@ class BorrowingRequest(Base):
 
 
 class RotaEntry(Base):
-    """One lending partner in a borrowing request's rota (DESIGN §4: pending, active, rejected,
+    """One lending partner in a borrowing request's rota (its state: pending, active, rejected,
     cancelled, skipped, supplied). A partner appears once per rota."""
 
     __tablename__ = "rota_entries"
@@ -307,7 +308,7 @@ class RawMessage(Base):
 
 
 class History(Base):
-    """The audit trail of a borrowing or lending request (the seed's History tab)."""
+    """The audit trail of a borrowing or lending request (the request's History tab)."""
 
     __tablename__ = "history"
     __table_args__ = (
@@ -330,7 +331,7 @@ class History(Base):
 
 
 class Parameter(Base):
-    """Key/value parameters of a borrowing request (the seed's Parameters tab)."""
+    """Key/value parameters of a borrowing request (the request's Parameters tab)."""
 
     __tablename__ = "parameters"
     __table_args__ = (UniqueConstraint("request_id", "key"),)

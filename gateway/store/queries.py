@@ -1,4 +1,4 @@
-"""Core-statement helpers for the hot path (DESIGN §8): few round trips, no ORM unit of work.
+"""Core-statement helpers for the hot path (docs/architecture.md, group commit): few round trips, no ORM unit of work.
 
 Every helper is a plain synchronous function taking a SQLAlchemy `Connection` already inside a
 transaction; none commits. That keeps one code path for both strategies the store uses:
@@ -58,7 +58,6 @@ __all__ = [
     "mark_outbox_delivered",
     "mark_outbox_retry",
     "release_outbox_leases",
-    "reset_sending_outbox",
     "set_raw_confirmation",
     "update_lending",
     "RequestUpdate",
@@ -548,13 +547,6 @@ def release_outbox_leases(conn: Connection, *, now: datetime, expired_only: bool
         .returning(*columns)
     )
     return sorted((_dict(r) for r in conn.execute(stmt)), key=lambda r: r["id"])
-
-
-def reset_sending_outbox(conn: Connection) -> int:
-    """At start-up: rows left `sending` by a crash go back to `pending` (a partner may then see
-    a message twice, which ISO 18626 idempotency absorbs). Returns how many."""
-    result = conn.execute(update(_out).where(_out.c.state == "sending").values(state="pending"))
-    return result.rowcount
 
 
 # --- lending requests ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Partner authentication on the wire (DESIGN §6, issue: partner authentication).
+"""Partner authentication on the wire (docs/architecture.md, partner authentication).
 
 Per partner, in config under `[partners.credentials]`:
 

@@ -1,4 +1,5 @@
-"""The outbox worker: delivers queued messages to partners, never losing one (DESIGN §2, §6).
+"""The outbox worker: delivers queued messages to partners, never losing one (docs/architecture.md, delivery;
+docs/outbox-partners.md).
 
 A service step that decides to send a message writes an `outbox` row in the same transaction as
 its state change. This worker takes it from there:

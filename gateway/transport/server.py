@@ -1,7 +1,7 @@
 """The ISO 18626 endpoint: POST /iso18626, and GET /healthz.
 
 Transport faults get HTTP status codes (405 method, 413 size, 415 type, 401/403 auth); every
-ISO-level fault gets HTTP 200 with an ERROR confirmation (DESIGN §3). A message is answered
+ISO-level fault gets HTTP 200 with an ERROR confirmation (docs/protocol.md, error types). A message is answered
 only after its effect has committed. Posts refused before or by authentication are audited
 within a budget per source address, and a signed request's outcome is recorded for the
 durable replay guard (docs/inbound-limits.md).
@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..config import Partner
 from ..messages import ErrorType, Fault, Inbound, MessageError, answer, decode
+from ..messages.inbound import decode_tree
 from ..messages.spec import camel
-from ..messages.tolerance import decode_tolerant, profile_repairs
+from ..messages.tolerance import profile_repairs, tolerate
 from ..service.audit import AuditEntry, audit_step
 from ..service.borrowing import BorrowingService
 from ..service.lending import LendingService
@@ -83,12 +84,13 @@ async def _decode(gw: IsoEndpoint, data: bytes) -> tuple[Inbound | None, bytes |
     Strict first. A message that fails is read leniently only to learn who sent it; it is
     accepted if that partner's tolerance profile allows every repair it needed (each becomes a
     conformance warning on the record). A partner's configured version overrides ill:version.
+    The body is parsed once: the lenient and the partner-version passes reuse the strict tree.
     """
     try:
         inbound, warnings = decode(data), ()
     except MessageError as exc:
         try:
-            tolerated = decode_tolerant(data, "lenient")
+            tolerated = tolerate(data, exc, "lenient")
         except MessageError:
             return None, answer(exc, gw.clock(), data=data), ()
         partner = gw.partners.get(_sender(tolerated.inbound) or "")
@@ -98,7 +100,7 @@ async def _decode(gw: IsoEndpoint, data: bytes) -> tuple[Inbound | None, bytes |
     partner = gw.partners.get(_sender(inbound) or "")
     if partner is not None and inbound.version is not partner.version and not warnings:
         try:
-            inbound = decode(data, version=partner.version)
+            inbound = decode_tree(inbound.root, version=partner.version)  # the tree, not the bytes again
         except MessageError as exc:
             return None, answer(exc, gw.clock(), data=data), ()
     return inbound, None, warnings

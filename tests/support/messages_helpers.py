@@ -14,7 +14,7 @@ from lxml import etree
 from gateway.messages import Version, model
 from gateway.messages.codes import Action, ReasonForMessage, ServiceType, Status, YesNo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"
 SHARED = ROOT.parent / "shared"
 REFERENCE = {
@@ -91,6 +91,13 @@ def sample_supplying_message(status: Status = Status.Loaned) -> model.SupplyingA
         message_info=model.MessageInfo(reason_for_message=ReasonForMessage.StatusChange, answer_yes_no=YesNo.Y),
         status_info=model.StatusInfo(status=status, due_date=datetime(2027, 1, 5, tzinfo=timezone.utc), last_change=NOW),
     )
+
+
+def swap_agencies(body: bytes) -> bytes:
+    """ReShare's habit: requestingAgencyId before supplyingAgencyId."""
+    start, mid = body.index(b"<ill:supplyingAgencyId>"), body.index(b"<ill:requestingAgencyId>")
+    end = body.index(b"</ill:requestingAgencyId>") + len(b"</ill:requestingAgencyId>")
+    return body[:start] + body[mid:end] + body[start:mid] + body[end:]
 
 
 def sample_requesting_message(action: Action = Action.Received) -> model.RequestingAgencyMessage:

@@ -165,12 +165,6 @@ def _as_tree(doc: etree._ElementTree | etree._Element) -> etree._ElementTree:
     return etree.ElementTree(doc)
 
 
-def count_mutations(doc: etree._ElementTree | etree._Element, *,
-                    variants: Sequence[str] = TEXT_VARIANTS) -> int:
-    """How many mutations `mutations()` would yield without a limit."""
-    return len(_plan(_as_tree(doc).getroot(), variants))
-
-
 def mutations(doc: etree._ElementTree | etree._Element, *, limit: int | None = None,
               variants: Sequence[str] = TEXT_VARIANTS) -> Iterator[Mutation]:
     """Yield mutated copies of `doc` (an element or a tree), at most `limit` of them."""
