@@ -1,22 +1,22 @@
 """Pure core: borrowing state machine, rota logic, status tables. No I/O, no DB, no clock."""
 
-from .borrowing import decide, next_deadline
+from .borrowing.decide import decide, next_deadline
 from .errors import BorrowingError, IllegalTransition, InvalidInput
-from .events import (
+from .borrowing.events import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create,
     DeliveryFailed, Edit, LoanToPatron, Locate, MarkMessagesRead, MoveDown, MoveSelected, MoveUp, Receive,
     RejectConditions, RemovePartner, Renew, RequestConfirmed, ResumeRequest, RetryRequest, ReturnByPatron,
     ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner, StaffEvent, SupplierMessage, Tick, TreatAsCancelled,
 )
-from .policy import DEFAULT_POLICY, BorrowingPolicy
+from .borrowing.policy import DEFAULT_POLICY, BorrowingPolicy
 from .rota import EntryState, RotaEntry
-from .state import (
+from .borrowing.state import (
     Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry, ItemLocation, Note, Outgoing,
     RequestDetails,
 )
-from .statuses import BorrowingStatus
+from .borrowing.statuses import BorrowingStatus
 from .templates import RotaTemplate, choose_rota
-from .transitions import TABLE, Outcome, allowed_actions, render_markdown
+from .borrowing.table import TABLE, Outcome, allowed_actions, render_markdown
 
 __all__ = [
     "decide", "next_deadline", "allowed_actions", "render_markdown", "TABLE", "Outcome", "choose_rota", "RotaTemplate",

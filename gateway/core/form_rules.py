@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from .errors import InvalidInput
-from .state import RequestDetails
+from .borrowing.state import RequestDetails
 
 FINDABLE_BY = ("title", "title_of_component", "isbn", "issn", "oclc_number", "other_identifiers")
 

@@ -8,14 +8,14 @@ from .events import (
     IncomingRequest, LendingEvent, MarkMessagesRead, MarkOverdue, MarkUnfilled, MessageUndelivered, OfferConditions,
     OfferRetry, Recall, RequesterMessage, SendMessage, Ship, Tick, WillSupply, conditions_answer,
 )
-from .machine import decide_lending, next_lending_deadline
+from .decide import decide_lending, next_lending_deadline
 from .policy import DEFAULT_LENDING_POLICY, LendingPolicy, expires_at
 from .state import (
     Costs, LendingAttention, LendingDecision, LendingDetails, LendingHistoryEntry, LendingState,
     OutgoingSupplierMessage, Pending,
 )
 from .statuses import LendingStatus
-from .transitions import (
+from .table import (
     LENDING_TABLE, WHILE_PENDING, LendingOutcome, allowed_lending_actions, render_lending_markdown,
 )
 

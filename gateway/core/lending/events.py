@@ -16,7 +16,7 @@ from gateway.messages.codes import Action, ReasonForMessage, RequestType, Status
 from gateway.messages.peers import condition_answer
 
 from ..errors import InvalidInput
-from ..events import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick
+from ..borrowing.events import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick
 from .state import Costs, LendingAttention, LendingDetails
 
 __all__ = [

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from gateway.messages.codes import ReasonForMessage, RequestSubType, ServiceType, Status, YesNo
 
 from ..errors import InvalidInput
-from ..state import GeneralMessage, Note
+from ..borrowing.state import GeneralMessage, Note
 from .statuses import LendingStatus as L
 
 Costs = tuple[tuple[Decimal, str], ...]

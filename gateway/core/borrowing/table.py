@@ -17,8 +17,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Callable, Iterable
 
-from .errors import IllegalTransition
-from .rota import first_pending
+from ..errors import IllegalTransition
+from ..rota import first_pending
 from .state import CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, ItemLocation
 from .statuses import (
     ALL, ANSWERED, AWAITING_ANSWER, BEFORE_SHIPPING, BETWEEN_PARTNERS, ON_LOAN, OPEN, SHIPPED,

@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 from gateway.messages.codes import ServiceType
 
 from ..errors import IllegalTransition
-from ..transitions import build_table, row_keys
+from ..borrowing.table import build_table, row_keys
 from .state import CLEARED_BY_ACTION, STATUS_BOUND, LendingAttention, LendingState, Pending
 from .statuses import (
     ALL, BEFORE_SHIPPING, FINAL, ON_LOAN, OPEN, OUT, PROMISED, UNANSWERED, WAITING_FOR_BORROWER,

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, Mapping
 
 from gateway.messages.codes import Action, ReasonForMessage, Status, YesNo
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 from .state import Attention, RequestDetails
 
 

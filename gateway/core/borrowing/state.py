@@ -13,8 +13,8 @@ from typing import Any, Literal, Mapping
 
 from gateway.messages.codes import Action, RequestType, ServiceType, Status
 
-from .errors import InvalidInput
-from .rota import EntryState, Rota, RotaEntry, current
+from ..errors import InvalidInput
+from ..rota import EntryState, Rota, RotaEntry, current
 from .statuses import BorrowingStatus as S
 
 

@@ -14,14 +14,14 @@ from typing import Any
 from gateway.messages.codes import Action, RequestType
 
 from .policy import BorrowingPolicy, EndOfRota
-from .rota import EntryState, current_index, first_pending, update
+from ..rota import EntryState, current_index, first_pending, update
 from .state import (
     STATUS_BOUND, Attention, BorrowingState, Decision, GeneralMessage, HistoryEntry, Note, Outgoing, ReceivedItem,
     stale_flags,
     status_flags,
 )
 from .statuses import BorrowingStatus as S
-from .transitions import Outcome, Target, target
+from .table import Outcome, Target, target
 
 
 class Step:

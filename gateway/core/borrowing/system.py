@@ -10,13 +10,13 @@ from datetime import datetime
 
 from gateway.messages.codes import Action
 
-from ._step import Step
+from .step import Step
 from .events import DeliveryFailed, RequestConfirmed, Tick
 from .policy import BorrowingPolicy
-from .rota import EntryState, RotaEntry, current_index, find, index_of
+from ..rota import EntryState, RotaEntry, current_index, find, index_of
 from .state import Attention, BorrowingState, Decision
 from .statuses import BorrowingStatus as S
-from .transitions import target
+from .table import target
 
 SYSTEM = "system"
 

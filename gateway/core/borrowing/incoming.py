@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from gateway.messages.codes import ReasonForMessage, Status, YesNo
 
-from ._step import Step
-from .errors import IllegalTransition
+from .step import Step
+from ..errors import IllegalTransition
 from .events import SupplierMessage
 from .policy import BorrowingPolicy
-from .rota import EntryState, RotaEntry, current_index, find, index_of
+from ..rota import EntryState, RotaEntry, current_index, find, index_of
 from .state import Attention, BorrowingState, Decision, GeneralMessage, ItemLocation
 from .statuses import BorrowingStatus
-from .transitions import Outcome, is_out_of_order, partner_keys, target
+from .table import Outcome, is_out_of_order, partner_keys, target
 
 # Keys of a Notification: its note goes to the general messages.
 _NOTIFICATIONS = ("Notification", "ConditionsAssumedAgreed")

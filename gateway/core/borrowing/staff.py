@@ -11,9 +11,9 @@ from typing import Callable
 
 from gateway.messages.codes import Action, RequestType
 
-from . import rota as rota_ops
-from ._step import Step
-from .errors import IllegalTransition, InvalidInput
+from .. import rota as rota_ops
+from .step import Step
+from ..errors import IllegalTransition, InvalidInput
 from .events import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create, Edit,
     LoanToPatron, Locate, MarkMessagesRead, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner,
@@ -21,15 +21,15 @@ from .events import (
     StaffEvent, TreatAsCancelled,
 )
 from .policy import BorrowingPolicy
-from .rota import EntryState, current_index, first_pending
+from ..rota import EntryState, current_index, first_pending
 from .state import (
     CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry,
     ItemLocation, Note, ReceivedItem,
 )
 from .statuses import BorrowingStatus as S
-from .transitions import Target, allowed_actions, check_staff
-from .request_fields import SENT
-from .wording import describe_changes
+from .table import Target, allowed_actions, check_staff
+from ..request_fields import SENT
+from ..wording import describe_changes
 
 
 def create(event: Create, policy: BorrowingPolicy) -> Decision:

@@ -18,8 +18,8 @@ from typing import Any, Callable
 from gateway.messages.codes import Action, ReasonForMessage, RequestType, Status, YesNo
 
 from ..errors import IllegalTransition, InvalidInput
-from ..events import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick
-from ..state import GeneralMessage, Note
+from ..borrowing.events import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick
+from ..borrowing.state import GeneralMessage, Note
 from .events import (
     AnswerCancel, AnswerRenew, CheckIn, ClearFlag, CompleteCopy, CompleteWithoutReturn, ExpectToSupply,
     IncomingRequest, LendingEvent, MarkOverdue, MarkUnfilled, MessageUndelivered, OfferConditions, OfferRetry,
@@ -31,7 +31,7 @@ from .state import (
     OutgoingSupplierMessage, Pending, status_flags,
 )
 from .statuses import LendingStatus as L
-from .transitions import (
+from .table import (
     INITIAL, LendingOutcome, Target, allowed_lending_actions, borrower_keys, borrower_target, check_staff,
     is_late, target,
 )
