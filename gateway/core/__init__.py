@@ -1,4 +1,6 @@
-"""Pure core: borrowing state machine, rota logic, status tables. No I/O, no DB, no clock."""
+"""Pure core: the two state machines (`borrowing/`, `lending/`) on one kernel (`machine.py`),
+rota logic, status tables. No I/O, no DB, no clock. The borrowing side's names are exported here,
+the lending side's from `gateway.core.lending`."""
 
 from .borrowing.decide import decide, next_deadline
 from .errors import BorrowingError, IllegalTransition, InvalidInput
@@ -8,6 +10,7 @@ from .borrowing.events import (
     RejectConditions, RemovePartner, Renew, RequestConfirmed, ResumeRequest, RetryRequest, ReturnByPatron,
     ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner, StaffEvent, SupplierMessage, Tick, TreatAsCancelled,
 )
+from .borrowing.events import API_NAMES as BORROWING_API_NAMES
 from .borrowing.policy import DEFAULT_POLICY, BorrowingPolicy
 from .rota import EntryState, RotaEntry
 from .borrowing.state import (
@@ -27,5 +30,5 @@ __all__ = [
     "ReturnToPartner", "Renew", "AcceptConditions", "RejectConditions", "RetryRequest", "SkipPartner",
     "CancelRequest", "SendStatusRequest", "Close", "MoveUp", "MoveDown", "MoveSelected", "AddPartner",
     "RemovePartner", "CancelPartner", "Locate", "Acknowledge", "SupplierMessage", "Tick", "RequestConfirmed",
-    "DeliveryFailed", "TreatAsCancelled", "ResumeRequest", "MarkMessagesRead",
+    "DeliveryFailed", "TreatAsCancelled", "ResumeRequest", "MarkMessagesRead", "BORROWING_API_NAMES",
 ]

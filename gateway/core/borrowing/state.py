@@ -11,16 +11,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Mapping
 
-from gateway.messages.codes import Action, RequestType, ServiceType, Status
+from gateway.messages.codes import Action, RequestType, ServiceType
 
+from ..common import GeneralMessage, HistoryEntry, Note
 from ..errors import InvalidInput
+from ..machine import Decision as KernelDecision
 from ..rota import EntryState, Rota, RotaEntry, current
 from .statuses import BorrowingStatus as S
 
 
 @dataclass(frozen=True)
 class RequestDetails:
-    """The "general information" tab: what staff or the patron filled in (seed §I.6).
+    """The "general information" tab: what staff or the patron filled in.
 
     Field names follow the store's borrowing_requests columns."""
 
@@ -173,34 +175,6 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
-    at: datetime
-    actor: str  # staff user, "patron:...", a partner agency, or "system"
-    event: str  # the transition table's event key
-    from_status: S | None
-    to_status: S
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class GeneralMessage:
-    """The "general messages" tab: Notifications exchanged with partners."""
-
-    at: datetime
-    partner: str
-    direction: Literal["in", "out"]
-    note: str
-    status: Status | None = None
-
-
-@dataclass(frozen=True)
-class Note:
-    at: datetime
-    by: str
-    text: str
-
-
-@dataclass(frozen=True)
 class ReceivedItem:
     """The "received items" tab: one item staff took in (barcode None: received without one)."""
 
@@ -211,22 +185,11 @@ class ReceivedItem:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(KernelDecision):
     state: BorrowingState
     previous: BorrowingState | None
     outgoing: tuple[Outgoing, ...] = ()
-    history: tuple[HistoryEntry, ...] = ()
-    messages: tuple[GeneralMessage, ...] = ()
-    notes: tuple[Note, ...] = ()
     received: tuple[ReceivedItem, ...] = ()
-
-    @property
-    def status(self) -> S:
-        return self.state.status
-
-    @property
-    def status_changed(self) -> bool:
-        return self.previous is None or self.previous.status is not self.state.status
 
     @property
     def changes_nothing(self) -> bool:
@@ -237,16 +200,6 @@ class Decision:
     @property
     def rota_changed(self) -> bool:
         return self.previous is None or self.previous.rota != self.state.rota
-
-    @property
-    def flags_set(self) -> frozenset[Attention]:
-        before = self.previous.flags if self.previous else frozenset()
-        return self.state.flags - before
-
-    @property
-    def flags_cleared(self) -> frozenset[Attention]:
-        before = self.previous.flags if self.previous else frozenset()
-        return before - self.state.flags
 
 
 def status_flags(state: BorrowingState) -> frozenset[Attention]:
