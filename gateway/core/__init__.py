@@ -14,9 +14,9 @@ from .borrowing.events import API_NAMES as BORROWING_API_NAMES
 from .borrowing.policy import DEFAULT_POLICY, BorrowingPolicy
 from .rota import EntryState, RotaEntry
 from .borrowing.state import (
-    Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry, ItemLocation, Note, Outgoing,
-    RequestDetails,
+    Attention, BorrowingState, CancelInfo, Decision, ItemLocation, Outgoing, RequestDetails,
 )
+from .common import GeneralMessage, HistoryEntry, Note
 from .borrowing.statuses import BorrowingStatus
 from .templates import RotaTemplate, choose_rota
 from .borrowing.table import TABLE, Outcome, allowed_actions, render_markdown

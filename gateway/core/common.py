@@ -3,9 +3,9 @@ when we lend (a note, a general message, a timer tick, a history line)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Mapping
 
 from gateway.messages.codes import Status
 
@@ -16,6 +16,15 @@ def aware(value: datetime | None, name: str) -> None:
     """The core has no clock and no zone of its own: every time it is given must carry one."""
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
         raise InvalidInput(name, "must be a timezone-aware datetime")
+
+
+def with_changes(details: Any, changes: Mapping[str, Any], what: str) -> Any:
+    """`details` (a request's dataclass of fields) with some changed; an unknown name is refused."""
+    known = {f.name for f in fields(details)}
+    for name in changes:
+        if name not in known:
+            raise InvalidInput(name, f"is not a field of a {what}")
+    return replace(details, **changes)
 
 
 # --- events --------------------------------------------------------------------------------

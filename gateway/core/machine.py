@@ -89,14 +89,14 @@ class Table(Generic[Status]):
         and the guards, as Markdown lines."""
         heads = ["Status", "Label", *([extra[0]] if extra else []), *columns]
         cells = [""] * 3
-        cells[initial_column] = f"`{self.initial[0]}`{initial_note} → {_show(self.initial[1])}"
+        cells[initial_column] = f"`{self.initial[0]}`{initial_note} → {self._show(self.initial[1])}"
         new = ["(new)", "", *([""] if extra else []), *cells]
         lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads),
                  "|" + "|".join(f" {cell} " if cell else " " for cell in new) + "|"]
         for status in self.statuses:
             row = self.rows[status]
             groups = (self.staff_keys, self.partner_keys, self.system_keys)
-            cells = ["<br>".join(_cell(k, row[k]) for k in keys if k in row) for keys in groups]
+            cells = ["<br>".join(self._cell(k, row[k]) for k in keys if k in row) for keys in groups]
             lines.append(f"| {status.value} | {status.label} | " + (f"{extra[1](status)} | " if extra else "")
                          + " | ".join(cells) + " |")
         lines += ["", "| Outcome | Meaning |", "|---|---|"]
@@ -104,6 +104,13 @@ class Table(Generic[Status]):
         lines += ["", "| Action | Also refused when |", "|---|---|"]
         lines += [f"| `{key}` | {why} |" for key, (_, why) in self.guards.items()]
         return lines
+
+    def _cell(self, key: str, found: Any) -> str:
+        return f"`{key}`" if found.value == "same" else f"`{key}` → {self._show(found)}"
+
+    def _show(self, found: Any) -> str:
+        """A status as it is; an Outcome in italics."""
+        return found.value if isinstance(found, self.statuses) else f"*{found.value}*"
 
 
 def flag_guards(not_acknowledged: frozenset, unread: Any) -> dict[str, Guard]:
@@ -113,14 +120,6 @@ def flag_guards(not_acknowledged: frozenset, unread: Any) -> dict[str, Guard]:
         "acknowledge": (lambda state: bool(state.flags - not_acknowledged), "no flag to acknowledge"),
         "mark_messages_read": (lambda state: unread in state.flags, "no unread general message"),
     }
-
-
-def _cell(key: str, found: Any) -> str:
-    return f"`{key}`" if found.value == "same" else f"`{key}` → {_show(found)}"
-
-
-def _show(found: Any) -> str:
-    return f"*{found.value}*" if found.__class__.__name__.endswith("Outcome") else found.value
 
 
 @dataclass(frozen=True)

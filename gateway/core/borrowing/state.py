@@ -5,7 +5,7 @@ Everything here is immutable; `decide` returns a new BorrowingState inside a Dec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -13,7 +13,7 @@ from typing import Any, Literal, Mapping
 
 from gateway.messages.codes import Action, RequestType, ServiceType
 
-from ..common import GeneralMessage, HistoryEntry, Note
+from ..common import with_changes
 from ..errors import InvalidInput
 from ..machine import Decision as KernelDecision
 from ..rota import EntryState, Rota, RotaEntry, current
@@ -72,11 +72,7 @@ class RequestDetails:
         return ServiceType.Copy if self.format.casefold() == "digital" else ServiceType.Loan
 
     def with_changes(self, changes: Mapping[str, Any]) -> RequestDetails:
-        known = {f.name for f in fields(self)}
-        for name in changes:
-            if name not in known:
-                raise InvalidInput(name, "is not a field of a borrowing request")
-        return replace(self, **changes)
+        return with_changes(self, changes, "borrowing request")
 
 
 class Attention(StrEnum):

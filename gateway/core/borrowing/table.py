@@ -16,7 +16,6 @@ Background: docs/state-machines.md.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Callable, Iterable
 

@@ -7,7 +7,7 @@ LendingDecision. History, general messages and notes are the types both sides sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -15,8 +15,7 @@ from typing import Any, Mapping
 
 from gateway.messages.codes import ReasonForMessage, RequestSubType, ServiceType, Status, YesNo
 
-from ..errors import InvalidInput
-from ..common import HistoryEntry
+from ..common import HistoryEntry, with_changes
 from ..machine import Decision as KernelDecision
 from .statuses import LendingStatus as L
 
@@ -60,11 +59,7 @@ class LendingDetails:
         return tuple(f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name))
 
     def with_changes(self, changes: Mapping[str, Any]) -> LendingDetails:
-        known = {f.name for f in fields(self)}
-        for name in changes:
-            if name not in known:
-                raise InvalidInput(name, "is not a field of a lending request")
-        return replace(self, **changes)
+        return with_changes(self, changes, "lending request")
 
 
 class Pending(StrEnum):
