@@ -15,3 +15,11 @@ def test_every_staff_key_has_an_api_name():
         assert set(names) - set(machine.staff_keys) == set(), "an API name for a key the table lacks"
         for key, name in names.items():
             assert re.fullmatch(r"[a-z]+(-[a-z]+)*", name), key
+
+
+def test_the_action_routes_speak_the_events_names():
+    from gateway.api import borrowing, lending
+
+    for actions in (borrowing.ACTIONS, lending.ACTIONS):
+        for name, (event_type, _fields, _parse) in actions.items():
+            assert name == event_type.api, event_type

@@ -11,7 +11,10 @@ from gateway.messages.codes import Action, RequestType
 from ..machine import Step as KernelStep
 from ..rota import EntryState, current_index, first_pending, update
 from .policy import BorrowingPolicy, EndOfRota
-from .state import CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, Decision, Outgoing, ReceivedItem, stale_flags, status_flags
+from .state import (
+    CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, Decision, Outgoing, ReceivedItem, stale_flags,
+    status_flags,
+)
 from .statuses import BorrowingStatus as S
 from .table import MACHINE
 

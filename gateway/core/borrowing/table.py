@@ -2,7 +2,7 @@
 
 - Rows of (from statuses, event key, target): staff actions, the partner's messages (keys
   derived from a supplyingAgencyMessage by `partner_key`, below the partner rows) and system
-  events (timers, outbox results, keys from `delivery_key`). A target is a status or an Outcome,
+  events (timers, outbox results, keys from `timer_key` and `delivery_key`). A target is a status or an Outcome,
   a named rule whose result depends on the rota or the policy; `RULES` implements each one.
 - An event key missing for a status is illegal there, with two exceptions recorded without an
   error: a partner message for an earlier phase than the request's (out of order, `partner_target`),
@@ -23,7 +23,7 @@ from gateway.messages.codes import Action, ReasonForMessage, Status, YesNo
 
 from ..errors import IllegalTransition
 from ..machine import Rule, Table, flag_guards
-from ..rota import EntryState, current_index, first_pending
+from ..rota import EntryState, RotaEntry, current_index, first_pending
 from .state import CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, ItemLocation
 from .statuses import (
     ALL, ANSWERED, AWAITING_ANSWER, BEFORE_SHIPPING, BETWEEN_PARTNERS, FINAL, ON_LOAN, OPEN, SHIPPED,
@@ -173,6 +173,13 @@ SYSTEM_ROWS: tuple[Row, ...] = (
     ({S.REQUEST_SENT}, "no_answer_after_grace", NEXT),  # sends Cancel
     ({WAITING}, "cancel_overdue", SAME),  # flags the request: staff settle the cancel
 )
+
+
+def timer_key(state: BorrowingState, entry: RotaEntry) -> str:
+    """The system key of the current partner's deadline passing."""
+    if state.status is S.WAITING_FOR_CANCEL_RESPONSE:
+        return "cancel_overdue"
+    return "no_answer" if entry.status_requested_at is None else "no_answer_after_grace"
 
 
 def delivery_key(kind: str, action: Action | None) -> str:
