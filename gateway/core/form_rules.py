@@ -20,8 +20,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
-from .errors import InvalidInput
 from .borrowing.state import RequestDetails
+from .errors import InvalidInput
 
 FINDABLE_BY = ("title", "title_of_component", "isbn", "issn", "oclc_number", "other_identifiers")
 

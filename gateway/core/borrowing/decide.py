@@ -2,17 +2,17 @@
 
 Pure: no I/O, no clock, never mutates its input. An illegal input raises IllegalTransition (or
 InvalidInput for a bad form field) and so changes nothing. Which status follows which is in
-`transitions.TABLE`; the handlers add messages, rota changes and history.
+`table.py`; the handlers (`staff`, `incoming`, `system`) add messages, rota changes and history.
 """
 
 from __future__ import annotations
 
-from . import incoming, staff, system
-from .system import next_deadline
 from ..errors import IllegalTransition
+from . import incoming, staff, system
 from .events import Create, DeliveryFailed, Event, RequestConfirmed, StaffEvent, SupplierMessage, Tick
 from .policy import DEFAULT_POLICY, BorrowingPolicy
 from .state import BorrowingState, Decision
+from .system import next_deadline
 from .table import allowed_actions
 
 __all__ = ["decide", "next_deadline", "allowed_actions"]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from gateway.messages.codes import ReasonForMessage, Status, YesNo
 
-from .step import Step
+from ..common import GeneralMessage
 from ..errors import IllegalTransition
+from ..rota import EntryState, RotaEntry, current_index, find, index_of
 from .events import SupplierMessage
 from .policy import BorrowingPolicy
-from ..rota import EntryState, RotaEntry, current_index, find, index_of
-from ..common import GeneralMessage
 from .state import Attention, BorrowingState, Decision, ItemLocation
+from .step import Step
 from .table import Outcome, partner_target, target
 
 # Keys of a Notification: its note goes to the general messages.

@@ -10,12 +10,12 @@ from datetime import datetime
 
 from gateway.messages.codes import Action
 
-from .step import Step
+from ..rota import EntryState, RotaEntry, current_index, find, index_of
 from .events import DeliveryFailed, RequestConfirmed, Tick
 from .policy import BorrowingPolicy
-from ..rota import EntryState, RotaEntry, current_index, find, index_of
 from .state import Attention, BorrowingState, Decision
 from .statuses import BorrowingStatus as S
+from .step import Step
 from .table import target, timer_key
 
 SYSTEM = "system"
