@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 from .core import render_markdown
+from .core.lending import render_lending_markdown
 
-SECTIONS = {"borrowing-status-table": render_markdown}
+SECTIONS = {"borrowing-status-table": render_markdown, "lending-status-table": render_lending_markdown}
 
 
 def render_readme(text: str) -> str:

@@ -11,8 +11,8 @@ import pytest
 from gateway.api import borrowing, lending
 from gateway.api.operations import BORROWING, LENDING
 from gateway.api.routes import ROUTES
-from gateway.core.lending.transitions import STAFF_KEYS as LENDING_KEYS
-from gateway.core.transitions import STAFF_KEYS as BORROWING_KEYS
+from gateway.core.lending.table import STAFF_KEYS as LENDING_KEYS
+from gateway.core.borrowing.table import STAFF_KEYS as BORROWING_KEYS
 
 from test_api_lending import LR, incoming
 from support.api_helpers import BR, P1, P2, error_code, start_api

@@ -17,9 +17,9 @@ from gateway.core import (
     ReturnToPartner, RotaEntry, SendMessage, SendStatusRequest, SkipPartner, SupplierMessage, Tick,
     allowed_actions, decide, render_markdown,
 )
-from gateway.core.state import status_flags
-from gateway.core.statuses import ANSWERED, FINAL, ON_LOAN, SHIPPED
-from gateway.core.transitions import GUARDS, PARTNER_KEYS, STAFF_KEYS, is_out_of_order, partner_keys
+from gateway.core.borrowing.state import status_flags
+from gateway.core.borrowing.statuses import ANSWERED, FINAL, ON_LOAN, SHIPPED
+from gateway.core.borrowing.table import GUARDS, PARTNER_KEYS, STAFF_KEYS, is_out_of_order, partner_keys
 from gateway.messages.codes import Action, ReasonForMessage as R, RequestType, Status, YesNo
 
 S = BorrowingStatus

@@ -21,7 +21,7 @@ from gateway.core.lending import (
 )
 from gateway.core.lending.state import status_flags
 from gateway.core.lending.statuses import FINAL, ON_LOAN, OUT, PROMISED
-from gateway.core.lending.transitions import (
+from gateway.core.lending.table import (
     BORROWER_KEYS, FALLBACK, GUARDS, STAFF_KEYS, borrower_keys, borrower_target,
 )
 from gateway.messages.codes import Action, ReasonForMessage as R, RequestType, ServiceType, Status, YesNo
@@ -442,7 +442,7 @@ def test_staff_input_is_validated():
 
 
 def test_a_borrowing_action_is_not_a_lending_action():
-    from gateway.core.events import Receive
+    from gateway.core.borrowing.events import Receive
 
     error = refused(state_in(L.LOANED), Receive(at=at(1)))
     assert error.event == "receive" and error.reason == "not a lending action"

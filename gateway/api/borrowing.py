@@ -24,7 +24,7 @@ from ..core import (
     RequestDetails, ResumeRequest, RetryRequest, ReturnByPatron, ReturnToPartner, SendMessage, SendStatusRequest,
     SkipPartner, TreatAsCancelled,
 )
-from ..core.state import Attention
+from ..core import Attention
 from . import queries as q
 from ._web import (
     MAX_OFFSET, bool_param, gw, int_param, json_body, named_action, ok, one, path_id, query_params, read,

@@ -1,5 +1,5 @@
-"""How to perform each staff action through the API: one kebab-case name per core event key,
-with the HTTP method and path that carry it out.
+"""How to perform each staff action through the API: the kebab-case name each core event knows
+(`api`), with the HTTP method and path that carry it out.
 
 `allowed_actions` of a request and the 409 `illegal_transition` error (its message, `event` and
 `allowed`) both speak these names, so a client never meets the core's snake_case keys. Most
@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import IllegalTransition
+from ..core import BORROWING_API_NAMES as BORROWING_NAMES, IllegalTransition
+from ..core.lending import LENDING_API_NAMES as LENDING_NAMES
 
 BORROWING_BASE = "/api/v1/borrowing-requests"
 LENDING_BASE = "/api/v1/lending-requests"
@@ -34,44 +35,24 @@ class Operation:
         return out
 
 
-def _actions(*pairs: tuple[str, str]) -> dict[str, Operation]:
-    return {key: Operation(name) for key, name in pairs}
-
-
-_COMMON = {
-    "add_note": Operation("add-note", path="/notes"),
-    "send_message": Operation("send-message", path="/messages"),
-}
-
-# core event key -> operation
-BORROWING: dict[str, Operation] = {
+# How the actions that are not `POST {request}/actions/{name}` are performed, by API name.
+_ELSEWHERE: dict[str, Operation] = {
     "edit": Operation("edit", "PATCH", path=""),
-    **_COMMON,
-    "move_partner": Operation("move-partner", path="/rota", ops=("move-up", "move-down", "move-selected")),
-    "add_partner": Operation("add-partner", path="/rota", ops=("add",)),
-    "remove_partner": Operation("remove-partner", path="/rota", ops=("remove",)),
-    **_actions(
-        ("acknowledge", "acknowledge"), ("status_request", "status-request"), ("cancel_partner", "cancel-partner"),
-        ("locate", "locate"), ("cancel", "cancel"), ("accept_conditions", "accept-condition"),
-        ("reject_conditions", "reject-condition"), ("retry", "retry"), ("skip", "skip"), ("receive", "receive"),
-        ("loan_to_patron", "loan-to-patron"), ("return_by_patron", "return-by-patron"),
-        ("return_to_partner", "return"), ("renew", "renew"), ("close", "close"),
-        ("mark_messages_read", "mark-messages-read"), ("treat_as_cancelled", "treat-as-cancelled"),
-        ("resume_request", "resume-request"),
-    ),
+    "add-note": Operation("add-note", path="/notes"),
+    "send-message": Operation("send-message", path="/messages"),
+    "move-partner": Operation("move-partner", path="/rota", ops=("move-up", "move-down", "move-selected")),
+    "add-partner": Operation("add-partner", path="/rota", ops=("add",)),
+    "remove-partner": Operation("remove-partner", path="/rota", ops=("remove",)),
 }
 
-LENDING: dict[str, Operation] = {
-    **_COMMON,
-    **_actions(
-        ("acknowledge", "acknowledge"), ("expect_to_supply", "expect-to-supply"), ("will_supply", "will-supply"),
-        ("conditional", "conditional"), ("retry_possible", "retry-possible"), ("unfilled", "unfilled"),
-        ("ship", "ship"), ("copy_completed", "copy-completed"), ("answer_cancel:Y", "answer-cancel"),
-        ("answer_cancel:N", "answer-cancel"), ("answer_renew:Y", "answer-renew"), ("answer_renew:N", "answer-renew"),
-        ("mark_overdue", "mark-overdue"), ("recall", "recall"), ("check_in", "check-in"),
-        ("complete_without_return", "complete-without-return"), ("mark_messages_read", "mark-messages-read"),
-    ),
-}
+
+def _operations(names: dict[str, str]) -> dict[str, Operation]:
+    """core event key -> operation, from the events' API names."""
+    return {key: _ELSEWHERE.get(name) or Operation(name) for key, name in names.items()}
+
+
+BORROWING: dict[str, Operation] = _operations(BORROWING_NAMES)
+LENDING: dict[str, Operation] = _operations(LENDING_NAMES)
 
 
 def _table(lending: bool) -> dict[str, Operation]:
@@ -79,8 +60,9 @@ def _table(lending: bool) -> dict[str, Operation]:
 
 
 def api_name(key: str, *, lending: bool = False) -> str:
-    """The API's name of a core event key (a key without an operation is shown as it is)."""
-    op = _table(lending).get(key)
+    """The API's name of a core event key: the event's own (a borrowing action sent to a lending
+    request keeps its borrowing name). Every staff key of both tables has one (a test says so)."""
+    op = _table(lending).get(key) or _table(not lending).get(key)
     return op.name if op else key.replace("_", "-")
 
 
@@ -91,7 +73,7 @@ def api_names(keys: Iterable[str], *, lending: bool = False) -> list[str]:
 def allowed_json(keys: Iterable[str], request_id: int, *, lending: bool = False) -> list[dict[str, Any]]:
     """`allowed_actions`: each allowed action once, with how to perform it."""
     table, base = _table(lending), LENDING_BASE if lending else BORROWING_BASE
-    ops = dict.fromkeys(table[k] for k in keys if k in table)
+    ops = dict.fromkeys(table[k] for k in keys)  # every staff key has an operation
     return [op.json(base, request_id) for op in ops]
 
 

@@ -1,22 +1,25 @@
-"""Pure core: borrowing state machine, rota logic, status tables. No I/O, no DB, no clock."""
+"""Pure core: the two state machines (`borrowing/`, `lending/`) on one kernel (`machine.py`),
+rota logic, status tables. No I/O, no DB, no clock. The borrowing side's names are exported here,
+the lending side's from `gateway.core.lending`."""
 
-from .borrowing import decide, next_deadline
+from .borrowing.decide import decide, next_deadline
 from .errors import BorrowingError, IllegalTransition, InvalidInput
-from .events import (
+from .borrowing.events import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create,
     DeliveryFailed, Edit, LoanToPatron, Locate, MarkMessagesRead, MoveDown, MoveSelected, MoveUp, Receive,
     RejectConditions, RemovePartner, Renew, RequestConfirmed, ResumeRequest, RetryRequest, ReturnByPatron,
     ReturnToPartner, SendMessage, SendStatusRequest, SkipPartner, StaffEvent, SupplierMessage, Tick, TreatAsCancelled,
 )
-from .policy import DEFAULT_POLICY, BorrowingPolicy
+from .borrowing.events import API_NAMES as BORROWING_API_NAMES
+from .borrowing.policy import DEFAULT_POLICY, BorrowingPolicy
 from .rota import EntryState, RotaEntry
-from .state import (
-    Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry, ItemLocation, Note, Outgoing,
-    RequestDetails,
+from .borrowing.state import (
+    Attention, BorrowingState, CancelInfo, Decision, ItemLocation, Outgoing, RequestDetails,
 )
-from .statuses import BorrowingStatus
+from .common import GeneralMessage, HistoryEntry, Note
+from .borrowing.statuses import BorrowingStatus
 from .templates import RotaTemplate, choose_rota
-from .transitions import TABLE, Outcome, allowed_actions, render_markdown
+from .borrowing.table import TABLE, Outcome, allowed_actions, render_markdown
 
 __all__ = [
     "decide", "next_deadline", "allowed_actions", "render_markdown", "TABLE", "Outcome", "choose_rota", "RotaTemplate",
@@ -27,5 +30,5 @@ __all__ = [
     "ReturnToPartner", "Renew", "AcceptConditions", "RejectConditions", "RetryRequest", "SkipPartner",
     "CancelRequest", "SendStatusRequest", "Close", "MoveUp", "MoveDown", "MoveSelected", "AddPartner",
     "RemovePartner", "CancelPartner", "Locate", "Acknowledge", "SupplierMessage", "Tick", "RequestConfirmed",
-    "DeliveryFailed", "TreatAsCancelled", "ResumeRequest", "MarkMessagesRead",
+    "DeliveryFailed", "TreatAsCancelled", "ResumeRequest", "MarkMessagesRead", "BORROWING_API_NAMES",
 ]

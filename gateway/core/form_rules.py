@@ -20,8 +20,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
+from .borrowing.state import RequestDetails
 from .errors import InvalidInput
-from .state import RequestDetails
 
 FINDABLE_BY = ("title", "title_of_component", "isbn", "issn", "oclc_number", "other_identifiers")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .state import RequestDetails
+from .borrowing.state import RequestDetails
 
 LOCAL = frozenset({"owner", "pickup_location", "delivery_location", "language"})
 SENT = frozenset(f.name for f in fields(RequestDetails)) - LOCAL

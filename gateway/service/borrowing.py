@@ -31,7 +31,7 @@ from ..core import (
     choose_rota,
     decide,
 )
-from ..core.events import AddPartner, Edit, RetryRequest
+from ..core import AddPartner, Edit, RetryRequest
 from ..core.wording import describe_changes
 from ..messages import ErrorType, Fault, Inbound, Status, answer, model
 from ..messages.codec import format_datetime

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Text, bindparam, delete, select, type_coerce
 
 from ..core import BorrowingPolicy, BorrowingState, Decision, RequestDetails
-from ..core._system import next_deadline
+from ..core import next_deadline
 from ..store import queries
 from ..store.models import borrowing_requests_t, rota_entries_t
 from ..store.prepared import Prepared

@@ -1,6 +1,6 @@
 """Pure core of the lending side (we are the supplying agency): statuses, transition table,
 state machine, expiry calendar. No I/O, no DB, no clock. Names are prefixed where the borrowing
-core has the same idea, so both can be exported from `gateway.core` side by side."""
+side has the same idea, so code can use both side by side."""
 
 from ..errors import IllegalTransition, InvalidInput
 from .events import (
@@ -8,14 +8,15 @@ from .events import (
     IncomingRequest, LendingEvent, MarkMessagesRead, MarkOverdue, MarkUnfilled, MessageUndelivered, OfferConditions,
     OfferRetry, Recall, RequesterMessage, SendMessage, Ship, Tick, WillSupply, conditions_answer,
 )
-from .machine import decide_lending, next_lending_deadline
+from .events import API_NAMES as LENDING_API_NAMES
+from .decide import decide_lending, next_lending_deadline
 from .policy import DEFAULT_LENDING_POLICY, LendingPolicy, expires_at
 from .state import (
     Costs, LendingAttention, LendingDecision, LendingDetails, LendingHistoryEntry, LendingState,
     OutgoingSupplierMessage, Pending,
 )
 from .statuses import LendingStatus
-from .transitions import (
+from .table import (
     LENDING_TABLE, WHILE_PENDING, LendingOutcome, allowed_lending_actions, render_lending_markdown,
 )
 
@@ -28,5 +29,5 @@ __all__ = [
     "MarkMessagesRead",
     "ExpectToSupply", "WillSupply", "OfferConditions", "Ship", "CompleteCopy", "MarkUnfilled", "OfferRetry",
     "AnswerCancel", "AnswerRenew", "MarkOverdue", "Recall", "CheckIn", "CompleteWithoutReturn", "ClearFlag",
-    "conditions_answer",
+    "conditions_answer", "LENDING_API_NAMES",
 ]

@@ -1,9 +1,10 @@
 """Inputs of the lending state machine: the borrower's messages, staff actions, system events.
 
 Every event carries its time (timezone-aware; the core has no clock) and maps to one event key
-of the transition table (`transitions.py`). Borrower keys are ISO codes (an action, a request
-type); staff keys are snake_case. `AddNote`, `SendMessage` and `Tick` are the borrowing core's
-own events: they mean the same on both sides.
+of the transition table (`table.py`, which derives the borrower's keys: ISO codes, an action or
+a request type); staff keys are snake_case, and each staff event knows its API name (`api`).
+`AddNote`, `SendMessage`, `MarkMessagesRead` and `Tick` are shared with the borrowing side
+(`core.common`): they mean the same on both.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import ClassVar
 from gateway.messages.codes import Action, ReasonForMessage, RequestType, Status, YesNo
 from gateway.messages.peers import condition_answer
 
+from ..common import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick, api_names, aware
 from ..errors import InvalidInput
-from ..events import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick
 from .state import Costs, LendingAttention, LendingDetails
+from .table import borrower_key, request_key
 
 __all__ = [
     "RequesterMessage", "IncomingRequest", "AddNote", "SendMessage", "MarkMessagesRead", "Tick",
@@ -28,16 +30,11 @@ __all__ = [
 ]
 
 
-def _aware(value: datetime | None, name: str) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidInput(name, "must be a timezone-aware datetime")
-
-
 # --- the borrower (requesting agency) ------------------------------------------------------
 
 # "ACCEPT", "REJECT" or None for the borrower's answer to our loan conditions: ReShare's markers
-# first, else Alma's free text (PEERS §1.6, §2). One rule for the whole project, kept in the
-# pure message layer; exported here under the lending core's name.
+# first, else Alma's free text (docs/state-machines.md). One rule for the whole project, kept in
+# the pure message layer; exported here under the lending core's name.
 conditions_answer = condition_answer
 
 
@@ -54,8 +51,8 @@ class RequesterMessage:
     timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
-        _aware(self.received_at, "received_at")
-        _aware(self.timestamp, "timestamp")
+        aware(self.received_at, "received_at")
+        aware(self.timestamp, "timestamp")
 
     @property
     def at(self) -> datetime:
@@ -63,10 +60,7 @@ class RequesterMessage:
 
     @property
     def key(self) -> str:
-        if self.action is Action.Notification:
-            answer = conditions_answer(self.note)
-            return f"Notification:{answer}" if answer else "Notification"
-        return self.action.value
+        return borrower_key(self.action, self.note)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +74,7 @@ class IncomingRequest:
     request_type: RequestType = RequestType.New
 
     def __post_init__(self) -> None:
-        _aware(self.received_at, "received_at")
+        aware(self.received_at, "received_at")
 
     @property
     def at(self) -> datetime:
@@ -88,7 +82,7 @@ class IncomingRequest:
 
     @property
     def key(self) -> str:
-        return "request" if self.request_type is RequestType.New else self.request_type.value
+        return request_key(self.request_type)
 
 
 # --- staff actions (StaffEvent: at, by) --------------------------------------------------------
@@ -97,6 +91,7 @@ class IncomingRequest:
 @dataclass(frozen=True, kw_only=True)
 class ExpectToSupply(StaffEvent):
     key: ClassVar[str] = "expect_to_supply"
+    api: ClassVar[str] = "expect-to-supply"
     note: str | None = None
 
 
@@ -105,6 +100,7 @@ class WillSupply(StaffEvent):
     """Will supply; from CONDITIONAL it withdraws the conditions."""
 
     key: ClassVar[str] = "will_supply"
+    api: ClassVar[str] = "will-supply"
     note: str | None = None
 
 
@@ -114,6 +110,7 @@ class OfferConditions(StaffEvent):
     borrower. Sent with status WillSupply, or ExpectToSupply."""
 
     key: ClassVar[str] = "conditional"
+    api: ClassVar[str] = "conditional"
     loan_conditions: tuple[str, ...] = ()
     offered_costs: Costs = ()
     status: Status = Status.WillSupply
@@ -132,6 +129,7 @@ class Ship(StaffEvent):
     """The loan leaves: Loaned with its due date, item ids and delivery costs."""
 
     key: ClassVar[str] = "ship"
+    api: ClassVar[str] = "ship"
     due_date: datetime
     item_ids: tuple[str, ...] = ()
     delivery_costs: Costs = ()
@@ -140,7 +138,7 @@ class Ship(StaffEvent):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _aware(self.due_date, "due_date")
+        aware(self.due_date, "due_date")
         if self.due_date <= self.at:
             raise InvalidInput("due_date", "must be after the shipping time")
 
@@ -150,6 +148,7 @@ class CompleteCopy(StaffEvent):
     """The copy was delivered: CopyCompleted with its URL / delivery details."""
 
     key: ClassVar[str] = "copy_completed"
+    api: ClassVar[str] = "copy-completed"
     url: str | None = None
     item_ids: tuple[str, ...] = ()
     delivery_costs: Costs = ()
@@ -160,6 +159,7 @@ class CompleteCopy(StaffEvent):
 @dataclass(frozen=True, kw_only=True)
 class MarkUnfilled(StaffEvent):
     key: ClassVar[str] = "unfilled"
+    api: ClassVar[str] = "unfilled"
     reason_unfilled: str | None = None  # open list ReasonUnfilled: NotHeld, NotOnShelf, ...
     note: str | None = None  # Alma lenders start it with DUPLICATE for duplicate requests
 
@@ -169,6 +169,7 @@ class OfferRetry(StaffEvent):
     """RetryPossible: the borrower may send the request again (type Retry) with changes."""
 
     key: ClassVar[str] = "retry_possible"
+    api: ClassVar[str] = "retry-possible"
     reason_retry: str  # open list ReasonRetry: OnLoan, NotFoundAsCited, CostExceedsMaxCost, ...
     retry_after: datetime | None = None
     retry_before: datetime | None = None
@@ -180,8 +181,8 @@ class OfferRetry(StaffEvent):
         super().__post_init__()
         if not (self.reason_retry or "").strip():
             raise InvalidInput("reason_retry", "is required")
-        _aware(self.retry_after, "retry_after")
-        _aware(self.retry_before, "retry_before")
+        aware(self.retry_after, "retry_after")
+        aware(self.retry_before, "retry_before")
         if self.retry_after and self.retry_before and self.retry_before < self.retry_after:
             raise InvalidInput("retry_before", "must not be before retry_after")
 
@@ -195,6 +196,7 @@ class AnswerCancel(StaffEvent):
     """Y: CancelResponse Cancelled Y, the request ends CANCELLED. N: CancelResponse with the
     current status, N; the request goes on."""
 
+    api: ClassVar[str] = "answer-cancel"
     answer: YesNo
     note: str | None = None
 
@@ -202,18 +204,23 @@ class AnswerCancel(StaffEvent):
     def key(self) -> str:  # type: ignore[override]
         return _answer_key("answer_cancel", self.answer)
 
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(_answer_key("answer_cancel", answer) for answer in YesNo)
+
 
 @dataclass(frozen=True, kw_only=True)
 class AnswerRenew(StaffEvent):
     """Y with the new due date: RenewResponse Loaned Y. N: RenewResponse N, due date unchanged."""
 
+    api: ClassVar[str] = "answer-renew"
     answer: YesNo
     due_date: datetime | None = None
     note: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _aware(self.due_date, "due_date")
+        aware(self.due_date, "due_date")
         if self.answer is YesNo.Y and self.due_date is None:
             raise InvalidInput("due_date", "is required to grant a renewal")
 
@@ -221,22 +228,28 @@ class AnswerRenew(StaffEvent):
     def key(self) -> str:  # type: ignore[override]
         return _answer_key("answer_renew", self.answer)
 
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(_answer_key("answer_renew", answer) for answer in YesNo)
+
 
 @dataclass(frozen=True, kw_only=True)
 class MarkOverdue(StaffEvent):
     key: ClassVar[str] = "mark_overdue"
+    api: ClassVar[str] = "mark-overdue"
     note: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Recall(StaffEvent):
     key: ClassVar[str] = "recall"
+    api: ClassVar[str] = "recall"
     due_date: datetime | None = None  # the new, earlier due date, if any
     note: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _aware(self.due_date, "due_date")
+        aware(self.due_date, "due_date")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,6 +257,7 @@ class CheckIn(StaffEvent):
     """The loan is back on our shelves: LoanCompleted (after ShippedReturn, or without it)."""
 
     key: ClassVar[str] = "check_in"
+    api: ClassVar[str] = "check-in"
     note: str | None = None
 
 
@@ -252,6 +266,7 @@ class CompleteWithoutReturn(StaffEvent):
     """End a loan that will not come back (lost, kept, paid for): CompletedWithoutReturn."""
 
     key: ClassVar[str] = "complete_without_return"
+    api: ClassVar[str] = "complete-without-return"
     note: str | None = None
 
 
@@ -260,6 +275,7 @@ class ClearFlag(StaffEvent):
     """Staff dealt with a flag no status change clears (lost, reminder, send failed)."""
 
     key: ClassVar[str] = "acknowledge"
+    api: ClassVar[str] = "acknowledge"
     flag: LendingAttention
 
 
@@ -278,8 +294,12 @@ class MessageUndelivered:
     key: ClassVar[str] = "message_undelivered"
 
     def __post_init__(self) -> None:
-        _aware(self.at, "at")
+        aware(self.at, "at")
 
 
-LendingStaffEvent = StaffEvent
+STAFF_EVENTS: tuple[type[StaffEvent], ...] = (
+    AddNote, SendMessage, MarkMessagesRead, ClearFlag, ExpectToSupply, WillSupply, OfferConditions, OfferRetry,
+    MarkUnfilled, Ship, CompleteCopy, AnswerCancel, AnswerRenew, MarkOverdue, Recall, CheckIn, CompleteWithoutReturn,
+)
+API_NAMES: dict[str, str] = api_names(*STAFF_EVENTS)
 LendingEvent = RequesterMessage | IncomingRequest | StaffEvent | Tick | MessageUndelivered

@@ -1,7 +1,7 @@
 """Lending policy, and the calendar rule of the expiry timer (pure: no clock, no I/O).
 
 A request nobody answered (still NEW) for `expire_after_days` days is answered Unfilled
-automatically (ReShare does the same after 3 days, weekends optionally excluded; PEERS §2).
+automatically (ReShare does the same after 3 days, weekends optionally excluded; see docs/state-machines.md).
 """
 
 from __future__ import annotations

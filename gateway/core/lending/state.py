@@ -1,12 +1,13 @@
 """Plain data of one lending request and of what a step decided.
 
 Everything here is immutable; `decide_lending` returns a new LendingState inside a
-LendingDecision. General messages and notes are the borrowing core's own types (same tabs).
+LendingDecision. History, general messages and notes are the types both sides share
+(`core.common`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -14,8 +15,8 @@ from typing import Any, Mapping
 
 from gateway.messages.codes import ReasonForMessage, RequestSubType, ServiceType, Status, YesNo
 
-from ..errors import InvalidInput
-from ..state import GeneralMessage, Note
+from ..common import HistoryEntry, with_changes
+from ..machine import Decision as KernelDecision
 from .statuses import LendingStatus as L
 
 Costs = tuple[tuple[Decimal, str], ...]
@@ -58,11 +59,7 @@ class LendingDetails:
         return tuple(f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name))
 
     def with_changes(self, changes: Mapping[str, Any]) -> LendingDetails:
-        known = {f.name for f in fields(self)}
-        for name in changes:
-            if name not in known:
-                raise InvalidInput(name, "is not a field of a lending request")
-        return replace(self, **changes)
+        return with_changes(self, changes, "lending request")
 
 
 class Pending(StrEnum):
@@ -149,39 +146,11 @@ class OutgoingSupplierMessage:
     date_sent: datetime | None = None  # deliveryInfo/dateSent of Loaned / CopyCompleted
 
 
-@dataclass(frozen=True)
-class LendingHistoryEntry:
-    at: datetime
-    actor: str  # staff user, the requesting agency, or "system"
-    event: str  # the transition table's event key
-    from_status: L | None  # None: the request was born
-    to_status: L
-    detail: str = ""
+LendingHistoryEntry = HistoryEntry
 
 
 @dataclass(frozen=True)
-class LendingDecision:
+class LendingDecision(KernelDecision):
     state: LendingState
     previous: LendingState | None
     outgoing: tuple[OutgoingSupplierMessage, ...] = ()
-    history: tuple[LendingHistoryEntry, ...] = ()
-    messages: tuple[GeneralMessage, ...] = ()
-    notes: tuple[Note, ...] = ()
-
-    @property
-    def status(self) -> L:
-        return self.state.status
-
-    @property
-    def status_changed(self) -> bool:
-        return self.previous is None or self.previous.status is not self.state.status
-
-    @property
-    def flags_set(self) -> frozenset[LendingAttention]:
-        before = self.previous.flags if self.previous else frozenset()
-        return self.state.flags - before
-
-    @property
-    def flags_cleared(self) -> frozenset[LendingAttention]:
-        before = self.previous.flags if self.previous else frozenset()
-        return before - self.state.flags

@@ -1,4 +1,4 @@
-"""Lending request statuses: we are the supplying agency (DESIGN.md §1, "the mirror side").
+"""Lending request statuses: we are the supplying agency, the mirror of the borrowing side.
 
 Codes are the stable key (stored, sent over the staff API); labels are for people. `iso` is the
 ISO 18626 status the borrower is told while the request is in that status; two statuses have

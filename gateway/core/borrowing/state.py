@@ -5,22 +5,24 @@ Everything here is immutable; `decide` returns a new BorrowingState inside a Dec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Mapping
 
-from gateway.messages.codes import Action, RequestType, ServiceType, Status
+from gateway.messages.codes import Action, RequestType, ServiceType
 
-from .errors import InvalidInput
-from .rota import EntryState, Rota, RotaEntry, current
+from ..common import with_changes
+from ..errors import InvalidInput
+from ..machine import Decision as KernelDecision
+from ..rota import EntryState, Rota, RotaEntry, current
 from .statuses import BorrowingStatus as S
 
 
 @dataclass(frozen=True)
 class RequestDetails:
-    """The "general information" tab: what staff or the patron filled in (seed §I.6).
+    """The "general information" tab: what staff or the patron filled in.
 
     Field names follow the store's borrowing_requests columns."""
 
@@ -70,11 +72,7 @@ class RequestDetails:
         return ServiceType.Copy if self.format.casefold() == "digital" else ServiceType.Loan
 
     def with_changes(self, changes: Mapping[str, Any]) -> RequestDetails:
-        known = {f.name for f in fields(self)}
-        for name in changes:
-            if name not in known:
-                raise InvalidInput(name, "is not a field of a borrowing request")
-        return replace(self, **changes)
+        return with_changes(self, changes, "borrowing request")
 
 
 class Attention(StrEnum):
@@ -173,34 +171,6 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
-    at: datetime
-    actor: str  # staff user, "patron:...", a partner agency, or "system"
-    event: str  # the transition table's event key
-    from_status: S | None
-    to_status: S
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class GeneralMessage:
-    """The "general messages" tab: Notifications exchanged with partners."""
-
-    at: datetime
-    partner: str
-    direction: Literal["in", "out"]
-    note: str
-    status: Status | None = None
-
-
-@dataclass(frozen=True)
-class Note:
-    at: datetime
-    by: str
-    text: str
-
-
-@dataclass(frozen=True)
 class ReceivedItem:
     """The "received items" tab: one item staff took in (barcode None: received without one)."""
 
@@ -211,22 +181,11 @@ class ReceivedItem:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(KernelDecision):
     state: BorrowingState
     previous: BorrowingState | None
     outgoing: tuple[Outgoing, ...] = ()
-    history: tuple[HistoryEntry, ...] = ()
-    messages: tuple[GeneralMessage, ...] = ()
-    notes: tuple[Note, ...] = ()
     received: tuple[ReceivedItem, ...] = ()
-
-    @property
-    def status(self) -> S:
-        return self.state.status
-
-    @property
-    def status_changed(self) -> bool:
-        return self.previous is None or self.previous.status is not self.state.status
 
     @property
     def changes_nothing(self) -> bool:
@@ -237,16 +196,6 @@ class Decision:
     @property
     def rota_changed(self) -> bool:
         return self.previous is None or self.previous.rota != self.state.rota
-
-    @property
-    def flags_set(self) -> frozenset[Attention]:
-        before = self.previous.flags if self.previous else frozenset()
-        return self.state.flags - before
-
-    @property
-    def flags_cleared(self) -> frozenset[Attention]:
-        before = self.previous.flags if self.previous else frozenset()
-        return before - self.state.flags
 
 
 def status_flags(state: BorrowingState) -> frozenset[Attention]:

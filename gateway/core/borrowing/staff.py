@@ -1,4 +1,4 @@
-"""Staff (and patron) actions of the seed: what each sends and does besides its status.
+"""Staff (and patron) actions on a borrowing request: what each sends and does besides its status.
 
 The status each action leads to comes from the transition table (`check_staff`), which also
 refuses actions illegal in the current status or failing a guard.
@@ -6,14 +6,17 @@ refuses actions illegal in the current status or failing a guard.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 from gateway.messages.codes import Action, RequestType
 
-from . import rota as rota_ops
-from ._step import Step
-from .errors import IllegalTransition, InvalidInput
+from .. import rota as rota_ops
+from ..common import GeneralMessage, HistoryEntry
+from ..errors import IllegalTransition, InvalidInput
+from ..machine import acknowledge, add_note, mark_messages_read
+from ..request_fields import SENT
+from ..rota import EntryState, current_index
+from ..wording import describe_changes
 from .events import (
     AcceptConditions, Acknowledge, AddNote, AddPartner, CancelPartner, CancelRequest, Close, Create, Edit,
     LoanToPatron, Locate, MarkMessagesRead, MoveDown, MoveSelected, MoveUp, Receive, RejectConditions, RemovePartner,
@@ -21,26 +24,17 @@ from .events import (
     StaffEvent, TreatAsCancelled,
 )
 from .policy import BorrowingPolicy
-from .rota import EntryState, current_index, first_pending
-from .state import (
-    CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, CancelInfo, Decision, GeneralMessage, HistoryEntry,
-    ItemLocation, Note, ReceivedItem,
-)
+from .state import BorrowingState, CancelInfo, Decision, ItemLocation, ReceivedItem
 from .statuses import BorrowingStatus as S
-from .transitions import Target, allowed_actions, check_staff
-from .request_fields import SENT
-from .wording import describe_changes
+from .step import Step
+from .table import INITIAL, Target, allowed_actions, check_staff
 
 
 def create(event: Create, policy: BorrowingPolicy) -> Decision:
     state = BorrowingState(details=event.details, status=S.CREATED, rota=rota_ops.make_rota(event.partners))
-    step = Step(state, actor=event.by, at=event.at, key="create", policy=policy, is_new=True)
+    step = Step(state, actor=event.by, at=event.at, key=INITIAL[0], policy=policy, is_new=True)
     step.history.append(_created_entry(step))
-    if state.rota:
-        step.send_request(0)
-        step.log(f"request sent to {state.rota[0].partner}", event="first_partner")
-    else:
-        step.go(S.LOCATE_FAILED, "no partner in the rota")
+    step.transition(INITIAL[1])
     return step.finish()
 
 
@@ -97,23 +91,6 @@ def _send_message(step: Step, ev: SendMessage, found: Target) -> None:
     step.send(partner, Action.Notification, ev.note)
     step.messages.append(GeneralMessage(step.at, partner, "out", ev.note))
     step.transition(found, f"general message to {partner}: {ev.note}")
-
-
-def _add_note(step: Step, ev: AddNote, found: Target) -> None:
-    step.notes.append(Note(step.at, ev.by, ev.text))
-    step.transition(found, f"note: {ev.text}")
-
-
-def _acknowledge(step: Step, ev: Acknowledge, found: Target) -> None:
-    if ev.flag in STATUS_BOUND | CLEARED_BY_ACTION or ev.flag not in step.state.flags:
-        raise InvalidInput("flag", f"{ev.flag.value} is not a flag staff can clear now")
-    step.flag(ev.flag, False)
-    step.transition(found, f"acknowledged {ev.flag.value}")
-
-
-def _mark_messages_read(step: Step, ev: MarkMessagesRead, found: Target) -> None:
-    step.flag(Attention.MESSAGE_UNREAD, False)
-    step.transition(found, "general messages marked read")
 
 
 def _status_request(step: Step, ev: SendStatusRequest, found: Target) -> None:
@@ -176,14 +153,7 @@ def _cancel_partner(step: Step, ev: CancelPartner, found: Target) -> None:
 
 def _locate(step: Step, ev: Locate, found: Target) -> None:
     step.set(rota=rota_ops.merge(step.state.rota, ev.default_rota))
-    active = step.state.active
-    i = current_index(step.state.rota) if active is not None else first_pending(step.state.rota)
-    if i is None:
-        step.go(S.LOCATE_FAILED, "manual locate: no partner to send to")
-        return
-    step.send_request(i)
-    step.flag(Attention.SEND_FAILED, False)
-    step.go(S.READY_TO_SEND, f"manual locate: request sent to {step.state.rota[i].partner}")
+    step.transition(found, "manual locate")
 
 
 # --- conditions and retry ---
@@ -224,21 +194,11 @@ def _skip(step: Step, ev: SkipPartner, found: Target) -> None:
 
 
 def _cancel(step: Step, ev: CancelRequest, found: Target) -> None:
-    info = CancelInfo(ev.by, ev.by_patron, ev.reason, ev.note, ev.notify_patron)
     who = "patron" if ev.by_patron else "staff"
     detail = f"cancel by {who}" + (f"; reason: {ev.reason}" if ev.reason else "") + (
         f"; note: {ev.note}" if ev.note else "") + ("; patron notified" if ev.notify_patron else "")
-    step.set(cancel=info)
-    active = step.state.active
-    if active is not None and not active.undelivered:
-        note = "; ".join(x for x in (ev.reason, ev.note) if x) or None
-        step.send(active.partner, Action.Cancel, note)
-        step.set(previous_status=step.state.status, cancel=replace(info, sent_at=step.at))
-        step.go(S.WAITING_FOR_CANCEL_RESPONSE, detail + f"; Cancel sent to {active.partner}")
-    else:
-        if active is not None:
-            step.set_entry(_current(step), state=EntryState.CANCELLED, reason="request cancelled")
-        step.go(S.CANCELED_BY_PATRON if ev.by_patron else S.CANCELED_BY_STAFF, detail)
+    step.set(cancel=CancelInfo(ev.by, ev.by_patron, ev.reason, ev.note, ev.notify_patron))
+    step.transition(found, detail)
 
 
 def _treat_as_cancelled(step: Step, ev: TreatAsCancelled, found: Target) -> None:
@@ -301,12 +261,12 @@ def _renew(step: Step, ev: Renew, found: Target) -> None:
 
 
 _HANDLERS: dict[type, Callable[[Step, object, Target], None]] = {
-    Edit: _edit, SendMessage: _send_message, AddNote: _add_note, Acknowledge: _acknowledge,
+    Edit: _edit, SendMessage: _send_message, AddNote: add_note, Acknowledge: acknowledge,
     SendStatusRequest: _status_request, MoveUp: _move, MoveDown: _move, MoveSelected: _move,
     AddPartner: _add_partner, RemovePartner: _remove_partner, CancelPartner: _cancel_partner,
     Locate: _locate, AcceptConditions: _accept_conditions, RejectConditions: _reject_conditions,
     RetryRequest: _retry, SkipPartner: _skip, CancelRequest: _cancel, Close: _close, Receive: _receive,
     LoanToPatron: _loan_to_patron, ReturnByPatron: _return_by_patron, ReturnToPartner: _return_to_partner,
-    Renew: _renew, MarkMessagesRead: _mark_messages_read, TreatAsCancelled: _treat_as_cancelled,
+    Renew: _renew, MarkMessagesRead: mark_messages_read, TreatAsCancelled: _treat_as_cancelled,
     ResumeRequest: _resume_request,
 }

@@ -1,4 +1,4 @@
-"""Incoming supplyingAgencyMessages (DESIGN §4, PEERS §1).
+"""Incoming supplyingAgencyMessages from the partners of a borrowing request.
 
 Order of checks: the sender must be the current rota partner (else only a Notification, or the
 answer to a Cancel we sent when leaving it, is recorded); a message that would change the request
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from gateway.messages.codes import ReasonForMessage, Status, YesNo
 
-from ._step import Step
-from .errors import IllegalTransition
+from ..common import GeneralMessage
+from ..errors import IllegalTransition
+from ..rota import EntryState, RotaEntry, current_index, find, index_of
 from .events import SupplierMessage
 from .policy import BorrowingPolicy
-from .rota import EntryState, RotaEntry, current_index, find, index_of
-from .state import Attention, BorrowingState, Decision, GeneralMessage, ItemLocation
-from .statuses import BorrowingStatus
-from .transitions import Outcome, is_out_of_order, partner_keys, target
+from .state import Attention, BorrowingState, Decision, ItemLocation
+from .step import Step
+from .table import Outcome, partner_target, target
 
 # Keys of a Notification: its note goes to the general messages.
 _NOTIFICATIONS = ("Notification", "ConditionsAssumedAgreed")
@@ -38,20 +38,15 @@ def handle(state: BorrowingState, msg: SupplierMessage, policy: BorrowingPolicy)
         return _from_other_partner(step, msg)
 
     key, status, entry = msg.key, state.status, state.rota[i]
-    found = target(status, key)
-    if found is not Outcome.SAME and is_stale(entry, msg):
+    if target(status, key) is not Outcome.SAME and is_stale(entry, msg):
         return _stale(step, msg, entry)
-    if msg.is_status_response:
-        # Always note what the partner says; apply it only if it moves the request forward.
+    if msg.is_status_response:  # always note what the partner says
         step.set_entry(i, last_status=msg.status or entry.last_status,
                        answered_at=entry.answered_at or msg.received_at)
-        if isinstance(found, BorrowingStatus) and found.phase < status.phase:
-            found = None
+    found = partner_target(status, key, status_response=msg.is_status_response)
     if found is None:
-        if msg.is_status_response or is_out_of_order(status, key):
-            step.log(f"{describe(msg)}; out of order, ignored", event="out_of_order")
-            return step.finish()
-        raise IllegalTransition(key, status.value, partner_keys(status))
+        step.log(f"{describe(msg)}; out of order, ignored", event="out_of_order")
+        return step.finish()
 
     if found is not Outcome.SAME and msg.timestamp is not None:
         step.set_entry(i, status_timestamp=msg.timestamp)  # not stale: no earlier than the last one

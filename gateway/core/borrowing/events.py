@@ -1,8 +1,9 @@
 """Inputs of the borrowing state machine: staff actions, partner messages, system events.
 
 Every event carries its time (timezone-aware; the core has no clock) and maps to one event
-key of the transition table (`transitions.py`). Staff events have a fixed `key`; a partner
-message's key is derived from its reason, status and answer.
+key of the transition table (`table.py`). Staff events have a fixed `key` and their API name
+(`api`); the table derives a partner message's key from its reason, status and answer. The
+events both sides share (notes, general messages, ticks) are in `core.common`.
 """
 
 from __future__ import annotations
@@ -14,26 +15,12 @@ from typing import Any, ClassVar, Literal, Mapping
 
 from gateway.messages.codes import Action, ReasonForMessage, Status, YesNo
 
-from .errors import InvalidInput
+from ..common import AddNote, MarkMessagesRead, SendMessage, StaffEvent, Tick, api_names, aware
 from .state import Attention, RequestDetails
-
-
-def _aware(value: datetime | None, name: str) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidInput(name, "must be a timezone-aware datetime")
+from .table import delivery_key, partner_key
 
 
 # --- staff (and patron) actions ---------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class StaffEvent:
-    key: ClassVar[str]
-    at: datetime
-    by: str = "staff"  # user id; "patron:<id>" when a patron acts
-
-    def __post_init__(self) -> None:
-        _aware(self.at, "at")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,28 +35,14 @@ class Create(StaffEvent):
 @dataclass(frozen=True, kw_only=True)
 class Edit(StaffEvent):
     key: ClassVar[str] = "edit"
+    api: ClassVar[str] = "edit"
     changes: Mapping[str, Any]
-
-
-@dataclass(frozen=True, kw_only=True)
-class SendMessage(StaffEvent):
-    """General message: a Notification to the current partner."""
-
-    key: ClassVar[str] = "send_message"
-    note: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class AddNote(StaffEvent):
-    """Internal note; nothing is sent."""
-
-    key: ClassVar[str] = "add_note"
-    text: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class Receive(StaffEvent):
     key: ClassVar[str] = "receive"
+    api: ClassVar[str] = "receive"
     note: str | None = None
     items: tuple[str, ...] = ()  # barcodes of the received items
 
@@ -77,34 +50,40 @@ class Receive(StaffEvent):
 @dataclass(frozen=True, kw_only=True)
 class LoanToPatron(StaffEvent):
     key: ClassVar[str] = "loan_to_patron"
+    api: ClassVar[str] = "loan-to-patron"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReturnByPatron(StaffEvent):
     key: ClassVar[str] = "return_by_patron"
+    api: ClassVar[str] = "return-by-patron"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReturnToPartner(StaffEvent):
     key: ClassVar[str] = "return_to_partner"
+    api: ClassVar[str] = "return"
     note: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Renew(StaffEvent):
     key: ClassVar[str] = "renew"
+    api: ClassVar[str] = "renew"
     note: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class AcceptConditions(StaffEvent):
     key: ClassVar[str] = "accept_conditions"
+    api: ClassVar[str] = "accept-condition"
     note: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class RejectConditions(StaffEvent):
     key: ClassVar[str] = "reject_conditions"
+    api: ClassVar[str] = "reject-condition"
     note: str | None = None
 
 
@@ -113,6 +92,7 @@ class RetryRequest(StaffEvent):
     """Answer RetryPossible: send the request again (type Retry), optionally changed."""
 
     key: ClassVar[str] = "retry"
+    api: ClassVar[str] = "retry"
     changes: Mapping[str, Any] = field(default_factory=dict)
     note: str | None = None
 
@@ -122,12 +102,14 @@ class SkipPartner(StaffEvent):
     """Answer RetryPossible: give up on this partner and try the next."""
 
     key: ClassVar[str] = "skip"
+    api: ClassVar[str] = "skip"
     note: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class CancelRequest(StaffEvent):
     key: ClassVar[str] = "cancel"
+    api: ClassVar[str] = "cancel"
     reason: str | None = None
     note: str | None = None
     notify_patron: bool = False
@@ -137,6 +119,7 @@ class CancelRequest(StaffEvent):
 @dataclass(frozen=True, kw_only=True)
 class SendStatusRequest(StaffEvent):
     key: ClassVar[str] = "status_request"
+    api: ClassVar[str] = "status-request"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,24 +127,28 @@ class Close(StaffEvent):
     """Complete a request whose copy was received (nothing goes back to the lender)."""
 
     key: ClassVar[str] = "close"
+    api: ClassVar[str] = "close"
     note: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class MoveUp(StaffEvent):
     key: ClassVar[str] = "move_partner"
+    api: ClassVar[str] = "move-partner"
     partner: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class MoveDown(StaffEvent):
     key: ClassVar[str] = "move_partner"
+    api: ClassVar[str] = "move-partner"
     partner: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class MoveSelected(StaffEvent):
     key: ClassVar[str] = "move_partner"
+    api: ClassVar[str] = "move-partner"
     partners: tuple[str, ...]
     position: int  # 0-based index the first selected entry moves to
 
@@ -169,6 +156,7 @@ class MoveSelected(StaffEvent):
 @dataclass(frozen=True, kw_only=True)
 class AddPartner(StaffEvent):
     key: ClassVar[str] = "add_partner"
+    api: ClassVar[str] = "add-partner"
     partner: str
     position: int | None = None  # None: at the end
 
@@ -176,6 +164,7 @@ class AddPartner(StaffEvent):
 @dataclass(frozen=True, kw_only=True)
 class RemovePartner(StaffEvent):
     key: ClassVar[str] = "remove_partner"
+    api: ClassVar[str] = "remove-partner"
     partner: str
 
 
@@ -184,6 +173,7 @@ class CancelPartner(StaffEvent):
     """Cancel the active partner (sends Cancel) and move on to the next."""
 
     key: ClassVar[str] = "cancel_partner"
+    api: ClassVar[str] = "cancel-partner"
     note: str | None = None
 
 
@@ -192,14 +182,8 @@ class Locate(StaffEvent):
     """Manual locate and resend: add the default rota's missing partners, then send."""
 
     key: ClassVar[str] = "locate"
+    api: ClassVar[str] = "locate"
     default_rota: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class MarkMessagesRead(StaffEvent):
-    """Staff have read the partner's general messages: they are no longer unread."""
-
-    key: ClassVar[str] = "mark_messages_read"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +191,7 @@ class TreatAsCancelled(StaffEvent):
     """The partner never answered our Cancel: take the request as cancelled."""
 
     key: ClassVar[str] = "treat_as_cancelled"
+    api: ClassVar[str] = "treat-as-cancelled"
     note: str | None = None
 
 
@@ -215,6 +200,7 @@ class ResumeRequest(StaffEvent):
     """The partner never answered our Cancel: carry on as if it had refused it."""
 
     key: ClassVar[str] = "resume_request"
+    api: ClassVar[str] = "resume-request"
     note: str | None = None
 
 
@@ -223,6 +209,7 @@ class Acknowledge(StaffEvent):
     """Staff dealt with a flag that no status change clears (send failed, cancel refused)."""
 
     key: ClassVar[str] = "acknowledge"
+    api: ClassVar[str] = "acknowledge"
     flag: Attention
 
 
@@ -245,8 +232,8 @@ class SupplierMessage:
     due_date: datetime | None = None
     retry_after: datetime | None = None
     retry_before: datetime | None = None
-    # ReShare's #ReShareSupplierConditionsAssumedAgreed# (PEERS §2): the supplier goes ahead with
-    # the loan conditions it sent, taking them as agreed unless we reject them.
+    # ReShare's #ReShareSupplierConditionsAssumedAgreed# marker: the supplier goes ahead with the
+    # loan conditions it sent, taking them as agreed unless we reject them (docs/state-machines.md).
     conditions_assumed_agreed: bool = False
     received_at: datetime
     # The header's timestamp: when the partner wrote the message, by its own clock. Orders the
@@ -255,7 +242,7 @@ class SupplierMessage:
 
     def __post_init__(self) -> None:
         for name in ("received_at", "timestamp", "due_date", "retry_after", "retry_before"):
-            _aware(getattr(self, name), name)
+            aware(getattr(self, name), name)
 
     @property
     def at(self) -> datetime:
@@ -267,35 +254,12 @@ class SupplierMessage:
 
     @property
     def key(self) -> str:
-        reason, status = self.reason, self.status
-        if reason is ReasonForMessage.RenewResponse:
-            # No answer: a new due date is the lender's yes.
-            return f"RenewResponse:{self.answer or (YesNo.Y if self.due_date else YesNo.N)}"
-        if reason is ReasonForMessage.CancelResponse:
-            yes = YesNo.Y if status is Status.Cancelled else YesNo.N
-            return f"CancelResponse:{self.answer or yes}"
-        if reason is ReasonForMessage.Notification or status is None:
-            return "ConditionsAssumedAgreed" if self.conditions_assumed_agreed else "Notification"
-        if status in (Status.WillSupply, Status.ExpectToSupply) and (self.loan_conditions or self.offered_costs):
-            return "Conditional"
-        return status.value
+        return partner_key(self.reason, self.status, self.answer, due_date=self.due_date,
+                           has_conditions=bool(self.loan_conditions or self.offered_costs),
+                           conditions_assumed_agreed=self.conditions_assumed_agreed)
 
 
 # --- system events -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Tick:
-    """Time passed: deadlines are checked against `now`."""
-
-    now: datetime
-
-    def __post_init__(self) -> None:
-        _aware(self.now, "now")
-
-    @property
-    def at(self) -> datetime:
-        return self.now
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,7 +270,7 @@ class RequestConfirmed:
     now: datetime
 
     def __post_init__(self) -> None:
-        _aware(self.now, "now")
+        aware(self.now, "now")
 
     @property
     def at(self) -> datetime:
@@ -323,17 +287,19 @@ class DeliveryFailed:
     action: Action | None = None  # for a requestingAgencyMessage
 
     def __post_init__(self) -> None:
-        _aware(self.at, "at")
+        aware(self.at, "at")
 
     @property
     def key(self) -> str:
-        if self.kind == "request":
-            return "request_undelivered"
-        if self.action in (Action.Cancel, Action.Renew):
-            return f"{self.action.value.lower()}_undelivered"
-        return "message_undelivered"
+        return delivery_key(self.kind, self.action)
 
 
-PartnerEvent = SupplierMessage
-SystemEvent = Tick | RequestConfirmed | DeliveryFailed
+STAFF_EVENTS: tuple[type[StaffEvent], ...] = (
+    Edit, SendMessage, AddNote, Receive, LoanToPatron, ReturnByPatron, ReturnToPartner, Renew, AcceptConditions,
+    RejectConditions, RetryRequest, SkipPartner, CancelRequest, SendStatusRequest, Close, MoveUp, MoveDown,
+    MoveSelected, AddPartner, RemovePartner, CancelPartner, Locate, MarkMessagesRead, TreatAsCancelled,
+    ResumeRequest, Acknowledge,
+)
+"""The staff actions on a request (Create starts one: it is not an action on a request)."""
+API_NAMES: dict[str, str] = api_names(*STAFF_EVENTS)
 Event = StaffEvent | SupplierMessage | Tick | RequestConfirmed | DeliveryFailed

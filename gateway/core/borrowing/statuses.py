@@ -1,9 +1,8 @@
-"""Borrowing request statuses (DESIGN.md §4).
+"""Borrowing request statuses (docs/state-machines.md).
 
 Codes are the stable key (stored, sent over the staff API); labels follow Alma's vocabulary
-and are for people only. `phase` orders statuses along the life of a request so that a
-partner message arriving out of order can be told apart from an illegal one: a message that
-would move a request back to an earlier phase is recorded and ignored, not refused.
+and are for people only. The groups below are the ones the transition table is written in;
+the order of statuses along the life of a request (`PHASE`) is in the table.
 """
 
 from __future__ import annotations
@@ -42,10 +41,6 @@ class BorrowingStatus(StrEnum):
     @property
     def label(self) -> str:
         return _LABELS[self]
-
-    @property
-    def phase(self) -> int:
-        return _PHASES[self]
 
     @property
     def is_final(self) -> bool:
@@ -97,14 +92,3 @@ ON_LOAN = frozenset({
 FINAL = frozenset({S.COMPLETED, S.CANCELED_BY_STAFF, S.CANCELED_BY_PATRON, S.CANCELED_BY_PARTNER, S.EXPIRED})
 OPEN = frozenset(S) - FINAL
 ALL = frozenset(S)
-
-_PHASES: dict[BorrowingStatus, int] = {
-    **{s: 0 for s in BETWEEN_PARTNERS | {S.LOCATE_FAILED}},
-    S.REQUEST_SENT: 1,
-    S.EXPECTED_TO_SUPPLY: 2, S.RETRY_POSSIBLE: 2,
-    S.WILL_SUPPLY: 3, S.CONDITIONAL: 3, S.WAITING_FOR_CANCEL_RESPONSE: 3,
-    **{s: 4 for s in SHIPPED},
-    **{s: 5 for s in ON_LOAN},
-    S.RETURNED_TO_PARTNER: 6,
-    **{s: 7 for s in FINAL},
-}

@@ -2,18 +2,18 @@
 
 Pure: no I/O, no clock, never mutates its input. An illegal input raises IllegalTransition (or
 InvalidInput for a bad form field) and so changes nothing. Which status follows which is in
-`transitions.TABLE`; the handlers add messages, rota changes and history.
+`table.py`; the handlers (`staff`, `incoming`, `system`) add messages, rota changes and history.
 """
 
 from __future__ import annotations
 
-from . import _incoming, _staff, _system
-from ._system import next_deadline
-from .errors import IllegalTransition
+from ..errors import IllegalTransition
+from . import incoming, staff, system
 from .events import Create, DeliveryFailed, Event, RequestConfirmed, StaffEvent, SupplierMessage, Tick
 from .policy import DEFAULT_POLICY, BorrowingPolicy
 from .state import BorrowingState, Decision
-from .transitions import allowed_actions
+from .system import next_deadline
+from .table import allowed_actions
 
 __all__ = ["decide", "next_deadline", "allowed_actions"]
 
@@ -23,19 +23,19 @@ def decide(state: BorrowingState | None, event: Event, policy: BorrowingPolicy =
     if isinstance(event, Create):
         if state is not None:
             raise IllegalTransition("create", state.status.value, allowed_actions(state), "the request exists")
-        return _staff.create(event, policy)
+        return staff.create(event, policy)
     if state is None:
         raise IllegalTransition(_key(event), "(new)", ("create",), "no request yet")
     if isinstance(event, SupplierMessage):
-        return _incoming.handle(state, event, policy)
+        return incoming.handle(state, event, policy)
     if isinstance(event, StaffEvent):
-        return _staff.handle(state, event, policy)
+        return staff.handle(state, event, policy)
     if isinstance(event, Tick):
-        return _system.tick(state, event, policy)
+        return system.tick(state, event, policy)
     if isinstance(event, RequestConfirmed):
-        return _system.confirmed(state, event, policy)
+        return system.confirmed(state, event, policy)
     if isinstance(event, DeliveryFailed):
-        return _system.delivery_failed(state, event, policy)
+        return system.delivery_failed(state, event, policy)
     raise TypeError(f"not a borrowing event: {event!r}")
 
 

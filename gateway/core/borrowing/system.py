@@ -10,13 +10,13 @@ from datetime import datetime
 
 from gateway.messages.codes import Action
 
-from ._step import Step
+from ..rota import EntryState, RotaEntry, current_index, find, index_of
 from .events import DeliveryFailed, RequestConfirmed, Tick
 from .policy import BorrowingPolicy
-from .rota import EntryState, RotaEntry, current_index, find, index_of
 from .state import Attention, BorrowingState, Decision
 from .statuses import BorrowingStatus as S
-from .transitions import target
+from .step import Step
+from .table import target, timer_key
 
 SYSTEM = "system"
 
@@ -29,7 +29,7 @@ def tick(state: BorrowingState, event: Tick, policy: BorrowingPolicy) -> Decisio
     i = current_index(state.rota)
     assert i is not None
     entry = state.rota[i]
-    key = _timer_key(state, entry)
+    key = timer_key(state, entry)
     step = Step(state, actor=SYSTEM, at=event.now, key=key, policy=policy)
     found = target(state.status, key)
     assert found is not None
@@ -59,7 +59,7 @@ def next_deadline(state: BorrowingState, policy: BorrowingPolicy) -> datetime | 
         return _cancel_deadline(state, entry, policy)
     if entry.state is not EntryState.ACTIVE or entry.answered_at or entry.sent_at is None:
         return None  # answered (a CONDITIONAL partner has answered: it never times out)
-    if target(state.status, _timer_key(state, entry)) is None:
+    if target(state.status, timer_key(state, entry)) is None:
         return None  # e.g. the request is not confirmed yet: the outbox is still on it
     if entry.status_requested_at is None:
         return entry.sent_at + policy.deadline_for(entry.partner)
@@ -73,12 +73,6 @@ def _cancel_deadline(state: BorrowingState, entry: RotaEntry, policy: BorrowingP
         return None
     sent = (state.cancel.sent_at if state.cancel else None) or entry.sent_at  # older states: the request
     return None if sent is None else sent + policy.deadline_for(entry.partner)
-
-
-def _timer_key(state: BorrowingState, entry: RotaEntry) -> str:
-    if state.status is S.WAITING_FOR_CANCEL_RESPONSE:
-        return "cancel_overdue"
-    return "no_answer" if entry.status_requested_at is None else "no_answer_after_grace"
 
 
 def confirmed(state: BorrowingState, event: RequestConfirmed, policy: BorrowingPolicy) -> Decision:

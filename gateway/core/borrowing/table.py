@@ -1,29 +1,37 @@
-"""The borrowing transition table: everything that decides *which* status follows lives here.
+"""The borrowing machine in one place: which status follows which, and why.
 
-Rules of this file (after h11's `_state.py`):
-- The table is plain data: rows of (from statuses, event key, target). A target is a status or
-  an Outcome, a named rule whose result depends on the rota or the policy (e.g. "next partner").
-- An event key missing for a status is illegal there: `check` raises IllegalTransition naming
-  the event, the status and what is allowed. Two exceptions, both recorded without an error:
-  a partner status that would move the request back to an earlier phase (out of order), and
-  system events (timers, outbox results), which can always arrive late.
+- Rows of (from statuses, event key, target): staff actions, the partner's messages (keys
+  derived from a supplyingAgencyMessage by `partner_key`, below the partner rows) and system
+  events (timers, outbox results, keys from `timer_key` and `delivery_key`). A target is a status or an Outcome,
+  a named rule whose result depends on the rota or the policy; `RULES` implements each one.
+- An event key missing for a status is illegal there, with two exceptions recorded without an
+  error: a partner message for an earlier phase than the request's (out of order, `partner_target`),
+  and system events, which can always arrive late.
 - Guards are the few conditions that are not the status (is there an active partner? where is
-  the item?). `allowed_actions` and the README table are derived from TABLE and GUARDS only.
-The handlers (`_staff`, `_incoming`, `_system`) say *what else* happens: messages, rota, history.
+  the item?). `allowed_actions` and the README table are derived from the table and GUARDS only.
+The handlers (`staff`, `incoming`, `system`) say *what else* happens: messages, rota, history.
+Background: docs/state-machines.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import StrEnum
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from .errors import IllegalTransition
-from .rota import first_pending
+from gateway.messages.codes import Action, ReasonForMessage, Status, YesNo
+
+from ..errors import IllegalTransition
+from ..machine import Rule, Table, flag_guards
+from ..rota import EntryState, RotaEntry, current_index, first_pending
 from .state import CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, ItemLocation
 from .statuses import (
-    ALL, ANSWERED, AWAITING_ANSWER, BEFORE_SHIPPING, BETWEEN_PARTNERS, ON_LOAN, OPEN, SHIPPED,
+    ALL, ANSWERED, AWAITING_ANSWER, BEFORE_SHIPPING, BETWEEN_PARTNERS, FINAL, ON_LOAN, OPEN, SHIPPED,
 )
 from .statuses import BorrowingStatus as S
+
+if TYPE_CHECKING:
+    from .step import Step
 
 
 class Outcome(StrEnum):
@@ -136,6 +144,23 @@ PARTNER_ROWS: tuple[Row, ...] = (
     *(({WAITING}, key, Outcome.DEFER) for key in _DEFERRED_WHILE_CANCELLING),
 )
 
+
+def partner_key(reason: ReasonForMessage, status: Status | None, answer: YesNo | None, *, due_date: object = None,
+                has_conditions: bool = False, conditions_assumed_agreed: bool = False) -> str:
+    """The key of a partner's supplyingAgencyMessage in PARTNER_ROWS."""
+    if reason is ReasonForMessage.RenewResponse:
+        # No answer: a new due date is the lender's yes.
+        return f"RenewResponse:{answer or (YesNo.Y if due_date else YesNo.N)}"
+    if reason is ReasonForMessage.CancelResponse:
+        yes = YesNo.Y if status is Status.Cancelled else YesNo.N
+        return f"CancelResponse:{answer or yes}"
+    if reason is ReasonForMessage.Notification or status is None:
+        return "ConditionsAssumedAgreed" if conditions_assumed_agreed else "Notification"
+    if status in (Status.WillSupply, Status.ExpectToSupply) and has_conditions:
+        return "Conditional"
+    return status.value
+
+
 SYSTEM_ROWS: tuple[Row, ...] = (
     (BETWEEN_PARTNERS, "request_confirmed", S.REQUEST_SENT),
     ({WAITING}, "request_confirmed", Outcome.DEFER),
@@ -149,38 +174,45 @@ SYSTEM_ROWS: tuple[Row, ...] = (
     ({WAITING}, "cancel_overdue", SAME),  # flags the request: staff settle the cancel
 )
 
+
+def timer_key(state: BorrowingState, entry: RotaEntry) -> str:
+    """The system key of the current partner's deadline passing."""
+    if state.status is S.WAITING_FOR_CANCEL_RESPONSE:
+        return "cancel_overdue"
+    return "no_answer" if entry.status_requested_at is None else "no_answer_after_grace"
+
+
+def delivery_key(kind: str, action: Action | None) -> str:
+    """The system key of a message the outbox gave up on (kind "request" or an action)."""
+    if kind == "request":
+        return "request_undelivered"
+    if action in (Action.Cancel, Action.Renew):
+        return f"{action.value.lower()}_undelivered"
+    return "message_undelivered"
+
+
 # A request is born by "create" (there is no status before it).
 INITIAL: tuple[str, Target] = ("create", Outcome.FIRST_PARTNER)
 
 
-def build_table(statuses, *groups):
-    """status -> event key -> target, from rows of (statuses, key, target); a pair given twice
-    is a mistake in the rows. Shared with the lending table."""
-    table = {s: {} for s in statuses}
-    for rows in groups:
-        for row_statuses, key, target in rows:
-            for status in row_statuses:
-                if key in table[status]:
-                    raise AssertionError(f"duplicate transition ({status}, {key})")
-                table[status][key] = target
-    return table
+# --- out of order: a partner message never moves a request back ------------------------------
 
+# Statuses along the life of a request. A partner's message that would take the request to an
+# earlier phase crossed a later one on the wire: it is recorded and ignored, not refused.
+PHASE: dict[S, int] = {
+    **{s: 0 for s in BETWEEN_PARTNERS | {S.LOCATE_FAILED}},
+    S.REQUEST_SENT: 1,
+    S.EXPECTED_TO_SUPPLY: 2, S.RETRY_POSSIBLE: 2,
+    S.WILL_SUPPLY: 3, S.CONDITIONAL: 3, S.WAITING_FOR_CANCEL_RESPONSE: 3,
+    **{s: 4 for s in SHIPPED},
+    **{s: 5 for s in ON_LOAN},
+    S.RETURNED_TO_PARTNER: 6,
+    **{s: 7 for s in FINAL},
+}
 
-TABLE: dict[S, dict[str, Target]] = build_table(S, STAFF_ROWS, PARTNER_ROWS, SYSTEM_ROWS)
-
-
-def row_keys(rows) -> tuple[str, ...]:
-    """The event keys of some rows, in first-seen order."""
-    return tuple(dict.fromkeys(key for _, key, _ in rows))
-
-
-STAFF_KEYS = ("create", *row_keys(STAFF_ROWS))
-PARTNER_KEYS = row_keys(PARTNER_ROWS)
-SYSTEM_KEYS = row_keys(SYSTEM_ROWS)
-
-# Where the partner keys would take a request, ignoring the current status: used to tell an
-# out-of-order message (earlier phase: recorded) from an illegal one (later phase: refused).
-# Keys without an entry (responses nobody asked for, Notification) are always just recorded.
+# Where the partner keys would take a request, ignoring the current status: a key the table
+# lacks for a status is out of order if this is no later than the status, else illegal. Keys
+# without an entry (responses nobody asked for, Notification) are always just recorded.
 NOMINAL: dict[str, S] = {
     "RequestReceived": S.EXPECTED_TO_SUPPLY, "ExpectToSupply": S.EXPECTED_TO_SUPPLY,
     "WillSupply": S.WILL_SUPPLY, "Conditional": S.CONDITIONAL, "RetryPossible": S.RETRY_POSSIBLE,
@@ -189,6 +221,134 @@ NOMINAL: dict[str, S] = {
     "HoldReturn": S.RECEIVED_PHYSICALLY, "ReleaseHoldReturn": S.RECEIVED_PHYSICALLY,
     "LoanCompleted": S.COMPLETED, "CompletedWithoutReturn": S.COMPLETED,
     "Cancelled": S.CANCELED_BY_PARTNER,
+}
+
+
+def _earlier(status: S, than: S) -> bool:
+    return PHASE[status] < PHASE[than]
+
+
+def is_out_of_order(status: S, key: str) -> bool:
+    """A partner key the table lacks for `status`: recorded (True) or refused (False)?"""
+    nominal = NOMINAL.get(key)
+    return nominal is None or not _earlier(status, nominal)
+
+
+def partner_target(status: S, key: str, *, status_response: bool = False) -> Target | None:
+    """The target of the current partner's message; None: out of order, recorded and ignored.
+    A StatusRequestResponse is only an answer: it applies if it moves the request forward."""
+    found = TABLE[status].get(key)
+    if status_response and isinstance(found, S) and _earlier(found, status):
+        found = None
+    if found is None and not (status_response or is_out_of_order(status, key)):
+        raise IllegalTransition(key, status.value, partner_keys(status))
+    return found
+
+
+# --- the Outcomes ---------------------------------------------------------------------------
+
+
+def _same(step: Step, detail: str) -> None:
+    step.log(detail)
+
+
+def _first_partner(step: Step, detail: str) -> None:
+    rota = step.state.rota
+    if rota:
+        step.send_request(0)
+        step.log(f"request sent to {rota[0].partner}", event="first_partner")
+    else:
+        step.go(S.LOCATE_FAILED, "no partner in the rota")
+
+
+def _next_partner(step: Step, detail: str) -> None:
+    step.go(S.REJECTED_BY_PARTNER, detail)
+    step.next_partner()
+
+
+def _staff_left_partner(step: Step, detail: str) -> None:
+    step.go(S.REJECTED_BY_PARTNER, detail)
+    step.next_partner(end_of_rota="review")
+
+
+def _partner_cancelled(step: Step, detail: str) -> None:
+    if step.policy.on_partner_cancel == "next":
+        _next_partner(step, detail)
+    else:
+        step.go(S.CANCELED_BY_PARTNER, detail)
+
+
+def _undelivered(step: Step, detail: str) -> None:
+    i = current_index(step.state.rota)
+    assert i is not None
+    if step.policy.on_send_failure == "next" and first_pending(step.state.rota) is not None:
+        step.set_entry(i, state=EntryState.SKIPPED, reason="request not delivered")
+        step.log(detail)
+        step.next_partner()
+    else:
+        step.set_entry(i, undelivered=True)
+        step.flag(Attention.SEND_FAILED)
+        step.go(S.READY_TO_SEND, detail)
+
+
+def _locate(step: Step, detail: str) -> None:
+    rota = step.state.rota
+    i = current_index(rota) if step.state.active is not None else first_pending(rota)
+    if i is None:
+        step.go(S.LOCATE_FAILED, f"{detail}: no partner to send to")
+        return
+    step.send_request(i)
+    step.flag(Attention.SEND_FAILED, False)
+    step.go(S.READY_TO_SEND, f"{detail}: request sent to {step.state.rota[i].partner}")
+
+
+def _cancel(step: Step, detail: str) -> None:
+    info, active = step.state.cancel, step.state.active
+    assert info is not None, "the cancel handler records who asked"
+    if active is not None and not active.undelivered:
+        note = "; ".join(x for x in (info.reason, info.note) if x) or None
+        step.send(active.partner, Action.Cancel, note)
+        step.set(previous_status=step.state.status, cancel=replace(info, sent_at=step.at))
+        step.go(S.WAITING_FOR_CANCEL_RESPONSE, f"{detail}; Cancel sent to {active.partner}")
+        return
+    i = current_index(step.state.rota)
+    if active is not None and i is not None:
+        step.set_entry(i, state=EntryState.CANCELLED, reason="request cancelled")
+    step.go(S.CANCELED_BY_PATRON if info.by_patron else S.CANCELED_BY_STAFF, detail)
+
+
+def _canceled_by_requester(step: Step, detail: str) -> None:
+    cancel = step.state.cancel
+    i = current_index(step.state.rota)
+    if i is not None:
+        step.set_entry(i, state=EntryState.CANCELLED, reason=step.state.rota[i].reason or "request cancelled")
+    step.set(previous_status=None)
+    step.go(S.CANCELED_BY_PATRON if cancel and cancel.by_patron else S.CANCELED_BY_STAFF, detail)
+
+
+def _restore(step: Step, detail: str) -> None:
+    cancelling = step.state.status is S.WAITING_FOR_CANCEL_RESPONSE
+    what = "cancel not accepted" if cancelling else "renew failed"
+    restored = step.state.previous_status or S.REQUEST_SENT
+    step.go(restored, f"{detail}; {what}" if detail else what)
+    step.set(previous_status=None, cancel=None if cancelling else step.state.cancel)
+
+
+def _defer(step: Step, detail: str) -> None:
+    before = step.state.previous_status
+    later = TABLE[before].get(step.key) if before else None
+    if before is not None and isinstance(later, S) and not _earlier(later, before):
+        step.set(previous_status=later)
+        step.log(f"{detail}; {later.value} applies if the cancel is refused")
+    else:
+        step.log(f"{detail}; recorded while waiting for the cancel response")
+
+
+RULES: dict[Outcome, Rule] = {
+    Outcome.SAME: _same, Outcome.FIRST_PARTNER: _first_partner, Outcome.NEXT_PARTNER: _next_partner,
+    Outcome.STAFF_LEFT_PARTNER: _staff_left_partner, Outcome.PARTNER_CANCELLED: _partner_cancelled,
+    Outcome.UNDELIVERED: _undelivered, Outcome.LOCATE: _locate, Outcome.CANCEL: _cancel,
+    Outcome.CANCELED_BY_REQUESTER: _canceled_by_requester, Outcome.RESTORE: _restore, Outcome.DEFER: _defer,
 }
 
 
@@ -236,14 +396,6 @@ def _is_copy(state: BorrowingState) -> bool:
     return state.supply == "copy"
 
 
-def _has_plain_flag(state: BorrowingState) -> bool:
-    return bool(state.flags - STATUS_BOUND - CLEARED_BY_ACTION)
-
-
-def _has_unread(state: BorrowingState) -> bool:
-    return Attention.MESSAGE_UNREAD in state.flags
-
-
 def _cancel_overdue(state: BorrowingState) -> bool:
     return Attention.CANCEL_OVERDUE in state.flags
 
@@ -260,80 +412,41 @@ GUARDS: dict[str, tuple[Callable[[BorrowingState], bool], str]] = {
     "return_to_partner": (_loan_at_library, "only a loaned item at the library can be returned"),
     "renew": (_is_loan, "only a loan can be renewed"),
     "close": (_is_copy, "only a copy can be closed; a loan is completed by the lender"),
-    "acknowledge": (_has_plain_flag, "no flag to acknowledge"),
-    "mark_messages_read": (_has_unread, "no unread general message"),
+    **flag_guards(STATUS_BOUND | CLEARED_BY_ACTION, Attention.MESSAGE_UNREAD),
     "treat_as_cancelled": (_cancel_overdue, "the partner's answer to the Cancel is not overdue yet"),
     "resume_request": (_cancel_overdue, "the partner's answer to the Cancel is not overdue yet"),
 }
+
+
+MACHINE: Table[S] = Table(S, staff=STAFF_ROWS, partner=PARTNER_ROWS, system=SYSTEM_ROWS, initial=INITIAL,
+                          rules=RULES, outcome_text=OUTCOME_TEXT, guards=GUARDS)
+TABLE: dict[S, dict[str, Target]] = MACHINE.rows
+STAFF_KEYS = (INITIAL[0], *MACHINE.staff_keys)
+PARTNER_KEYS = MACHINE.partner_keys
+SYSTEM_KEYS = MACHINE.system_keys
 
 
 # --- queries -------------------------------------------------------------------------------
 
 
 def target(status: S, key: str) -> Target | None:
-    return TABLE[status].get(key)
+    return MACHINE.target(status, key)
 
 
 def allowed_actions(state: BorrowingState) -> tuple[str, ...]:
     """Staff actions legal now, in table order (for the staff UI and the API)."""
-    row = TABLE[state.status]
-    return tuple(k for k in STAFF_KEYS if k in row and _guard_ok(state, k))
+    return MACHINE.allowed(state)
 
 
 def partner_keys(status: S) -> tuple[str, ...]:
-    row = TABLE[status]
-    return tuple(k for k in PARTNER_KEYS if k in row)
+    return MACHINE.keys_in(status, PARTNER_KEYS)
 
 
 def check_staff(state: BorrowingState, key: str) -> Target:
-    found = target(state.status, key)
-    if found is None:
-        raise IllegalTransition(key, state.status.value, allowed_actions(state))
-    guard = GUARDS.get(key)
-    if guard and not guard[0](state):
-        raise IllegalTransition(key, state.status.value, allowed_actions(state), guard[1])
-    return found
-
-
-def _guard_ok(state: BorrowingState, key: str) -> bool:
-    guard = GUARDS.get(key)
-    return guard is None or guard[0](state)
-
-
-def is_out_of_order(status: S, key: str) -> bool:
-    """A partner key the table lacks for `status`: recorded (True) or refused (False)?"""
-    nominal = NOMINAL.get(key)
-    return nominal is None or nominal.phase <= status.phase
-
-
-# --- documentation -------------------------------------------------------------------------
+    return MACHINE.check(state, key)
 
 
 def render_markdown() -> str:
-    """The README's status table, generated from TABLE, GUARDS and OUTCOME_TEXT."""
-    lines = [
-        "| Status | Label | Staff actions | Partner messages | System events |",
-        "|---|---|---|---|---|",
-        f"| (new) | | `{INITIAL[0]}` → {_show(INITIAL[1])} | | |",
-    ]
-    for status in S:
-        row = TABLE[status]
-        cells = [
-            "<br>".join(_cell(key, row[key]) for key in keys if key in row)
-            for keys in (STAFF_KEYS, PARTNER_KEYS, SYSTEM_KEYS)
-        ]
-        lines.append(f"| {status.value} | {status.label} | " + " | ".join(cells) + " |")
-    lines += ["", "| Outcome | Meaning |", "|---|---|"]
-    lines += [f"| {o.value} | {text} |" for o, text in OUTCOME_TEXT.items()]
-    lines += ["", "| Action | Also refused when |", "|---|---|"]
-    lines += [f"| `{key}` | {why} |" for key, (_, why) in GUARDS.items()]
+    """The README's borrowing status table, generated from the table, outcomes and guards."""
+    lines = MACHINE.markdown(("Staff actions", "Partner messages", "System events"), initial_column=0)
     return "\n".join(lines) + "\n"
-
-
-def _cell(key: str, found: Target) -> str:
-    return f"`{key}`" if found is Outcome.SAME else f"`{key}` → {_show(found)}"
-
-
-def _show(found: Target) -> str:
-    return found.value if isinstance(found, S) else f"*{found.value}*"
-

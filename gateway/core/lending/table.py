@@ -1,34 +1,37 @@
-"""The lending transition table: everything that decides *which* status follows lives here.
+"""The lending machine in one place: which status follows which, and why.
 
-Rules of this file (after h11's `_state.py`, like the borrowing table):
-- The table is plain data: rows of (from statuses, event key, target). A target is a status or
-  a LendingOutcome, a named rule whose result the handlers carry out (answer at once, wait for
-  staff, flag...).
-- An event key missing for a status is illegal there: `check_*` raises IllegalTransition naming
-  the event, the status and what is allowed. Two exceptions, recorded without an error: any
-  borrower message in a final status (it crossed our last message on the wire), and system
-  events (timers, outbox results), which can always arrive late.
+- Rows of (from statuses, event key, target): staff actions, the borrower's messages (keys
+  derived by `borrower_key` and `request_key`, below the borrower rows) and system events
+  (timers, outbox results). A target is a status or a LendingOutcome, a named rule (answer at
+  once, wait for staff, flag...); `RULES` implements each one.
+- An event key missing for a status is illegal there, with two exceptions recorded without an
+  error: any borrower message in a final status (`is_late`: it crossed our last message), and
+  system events, which can always arrive late.
 - Guards are the few conditions that are not the status (is a cancel pending? was a copy
   requested?). While the borrower's cancel or renew waits for staff (`Pending`), only the keys
   of WHILE_PENDING are open to staff. `allowed_lending_actions` and the README table are derived
-  from TABLE, GUARDS and WHILE_PENDING only.
-The handlers (`machine.py`) say *what else* happens: outgoing messages, history, flags.
+  from the table, GUARDS and WHILE_PENDING only.
+The handlers (`staff`, `incoming`, `system`) say *what else* happens: messages, history, flags.
+Background: docs/state-machines.md.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from gateway.messages.codes import ServiceType
+from gateway.messages.codes import Action, ReasonForMessage, RequestType, ServiceType, Status, YesNo
+from gateway.messages.peers import condition_answer
 
-from ..errors import IllegalTransition
-from ..transitions import build_table, row_keys
+from ..machine import Rule, Table, flag_guards
 from .state import CLEARED_BY_ACTION, STATUS_BOUND, LendingAttention, LendingState, Pending
 from .statuses import (
     ALL, BEFORE_SHIPPING, FINAL, ON_LOAN, OPEN, OUT, PROMISED, UNANSWERED, WAITING_FOR_BORROWER,
 )
 from .statuses import LendingStatus as L
+
+if TYPE_CHECKING:
+    from .step import Step
 
 
 class LendingOutcome(StrEnum):
@@ -85,8 +88,8 @@ STAFF_ROWS: tuple[Row, ...] = (
     (OUT, "complete_without_return", L.COMPLETED_WITHOUT_RETURN),
 )
 
-# Keys of the borrower's messages: requestingAgencyMessage actions (RequesterMessage.key) and
-# request types other than New (IncomingRequest.key).
+# Keys of the borrower's messages: requestingAgencyMessage actions (`borrower_key`) and request
+# types other than New (`request_key`).
 BORROWER_ROWS: tuple[Row, ...] = (
     (ALL, "Notification", SAME),
     ({L.CONDITIONAL}, "Notification:ACCEPT", L.WILL_SUPPLY),
@@ -104,6 +107,30 @@ BORROWER_ROWS: tuple[Row, ...] = (
     ({L.RETRY_POSSIBLE}, "Retry", L.NEW),
     (OPEN, "Reminder", LendingOutcome.FLAG),
 )
+
+
+
+def borrower_key(action: Action, note: str | None) -> str:
+    """The key of a requestingAgencyMessage: its action; a Notification that answers our loan
+    conditions (ReShare's marker or Alma's free text) is `Notification:ACCEPT` / `:REJECT`."""
+    if action is Action.Notification:
+        answer = condition_answer(note)
+        return f"Notification:{answer}" if answer else "Notification"
+    return action.value
+
+
+def request_key(request_type: RequestType) -> str:
+    """The key of an incoming `request`: type New starts a request, the others are rows."""
+    return "request" if request_type is RequestType.New else request_type.value
+
+
+# A borrower message the table lacks is refused (UnrecognisedDataValue), except in a final status:
+# there it crossed our last message on the wire and is recorded. (No phases as when borrowing:
+# the borrower's messages answer ours, they do not report a status of their own.)
+def is_late(status: L) -> bool:
+    """A borrower key the table lacks for `status`: recorded (True) or refused (False)?"""
+    return status in FINAL
+
 
 SYSTEM_ROWS: tuple[Row, ...] = (
     (UNANSWERED, "expire", LendingOutcome.EXPIRE),
@@ -125,10 +152,56 @@ WHILE_PENDING: dict[Pending, frozenset[str]] = {
 }
 
 
-LENDING_TABLE: dict[L, dict[str, Target]] = build_table(L, STAFF_ROWS, BORROWER_ROWS, SYSTEM_ROWS)
-STAFF_KEYS = row_keys(STAFF_ROWS)
-BORROWER_KEYS = (INITIAL[0], *row_keys(BORROWER_ROWS))
-SYSTEM_KEYS = row_keys(SYSTEM_ROWS)
+# --- the Outcomes ---------------------------------------------------------------------------
+
+
+def _same(step: Step, detail: str) -> None:
+    step.log(detail)  # FLAG too: the handler sets the flag
+
+
+def _answer_status(step: Step, detail: str) -> None:
+    step.send_answer(ReasonForMessage.StatusRequestResponse, None, due_date=step.state.due_date)
+    step.log(f"{detail}; answered {step.state.iso_status.value}")
+
+
+def _wait_for_staff(pending: Pending, what: str) -> Rule:
+    def rule(step: Step, detail: str) -> None:
+        if step.state.pending is pending:
+            step.log(f"{detail}; already waiting for staff")
+        else:
+            step.set(pending=pending, pending_since=step.at)
+            step.log(f"{detail}; {what} requested, waiting for staff")
+    return rule
+
+
+def _accept_cancel(step: Step, detail: str) -> None:
+    step.send_answer(ReasonForMessage.CancelResponse, YesNo.Y, Status.Cancelled)
+    step.go(L.CANCELLED, f"{detail}; cancel accepted at once")
+
+
+def _refuse_cancel(step: Step, detail: str) -> None:
+    step.send_answer(ReasonForMessage.CancelResponse, YesNo.N, note="The item has already been sent")
+    step.log(f"{detail}; cancel refused at once, the item has been sent")
+
+
+def _expire(step: Step, detail: str) -> None:
+    if step.state.pending is Pending.CANCEL:
+        step.clear_pending()
+        step.send_answer(ReasonForMessage.CancelResponse, YesNo.Y, Status.Cancelled, note="expired")
+        step.go(L.CANCELLED, f"{detail}; the borrower's cancel accepted")
+        return
+    reason = step.policy.expiry_reason_unfilled
+    step.set(reason=reason)
+    step.send_status(Status.Unfilled, reason_unfilled=reason, note="expired")
+    step.go(L.UNFILLED, f"{detail}; unfilled: {reason}")
+
+
+O = LendingOutcome
+RULES: dict[LendingOutcome, Rule] = {
+    O.SAME: _same, O.ANSWER_STATUS: _answer_status, O.CANCEL_REQUESTED: _wait_for_staff(Pending.CANCEL, "cancel"),
+    O.ACCEPT_CANCEL: _accept_cancel, O.REFUSE_CANCEL: _refuse_cancel,
+    O.RENEW_REQUESTED: _wait_for_staff(Pending.RENEW, "renewal"), O.FLAG: _same, O.EXPIRE: _expire,
+}
 
 
 # --- guards: conditions beyond the status ----------------------------------------------------
@@ -150,14 +223,6 @@ def _copy_allowed(state: LendingState) -> bool:
     return state.details.service_type is not ServiceType.Loan
 
 
-def _has_plain_flag(state: LendingState) -> bool:
-    return bool(state.flags - STATUS_BOUND - CLEARED_BY_ACTION)
-
-
-def _has_unread(state: LendingState) -> bool:
-    return LendingAttention.MESSAGE_UNREAD in state.flags
-
-
 GUARDS: dict[str, tuple[Callable[[LendingState], bool], str]] = {
     "answer_cancel:Y": (_cancel_pending, "the borrower has not asked to cancel"),
     "answer_cancel:N": (_cancel_pending, "the borrower has not asked to cancel"),
@@ -165,8 +230,7 @@ GUARDS: dict[str, tuple[Callable[[LendingState], bool], str]] = {
     "answer_renew:N": (_renew_pending, "the borrower has not asked to renew"),
     "ship": (_loan_allowed, "the borrower asked for a copy"),
     "copy_completed": (_copy_allowed, "the borrower asked for a loan"),
-    "acknowledge": (_has_plain_flag, "no flag to acknowledge"),
-    "mark_messages_read": (_has_unread, "no unread general message"),
+    **flag_guards(STATUS_BOUND | CLEARED_BY_ACTION, LendingAttention.MESSAGE_UNREAD),
 }
 
 PENDING_TEXT: dict[Pending, str] = {
@@ -175,43 +239,39 @@ PENDING_TEXT: dict[Pending, str] = {
 }
 
 
+def _while_pending(state: LendingState, key: str) -> str | None:
+    if state.pending is not None and key not in WHILE_PENDING[state.pending]:
+        return PENDING_TEXT[state.pending]
+    return None
+
+
+MACHINE: Table[L] = Table(L, staff=STAFF_ROWS, partner=BORROWER_ROWS, system=SYSTEM_ROWS, initial=INITIAL,
+                          rules=RULES, outcome_text=OUTCOME_TEXT, guards=GUARDS, refusal=_while_pending)
+LENDING_TABLE: dict[L, dict[str, Target]] = MACHINE.rows
+STAFF_KEYS = MACHINE.staff_keys
+BORROWER_KEYS = (INITIAL[0], *MACHINE.partner_keys)
+SYSTEM_KEYS = MACHINE.system_keys
+
+
 # --- queries -------------------------------------------------------------------------------
 
 
 def target(status: L, key: str) -> Target | None:
-    return LENDING_TABLE[status].get(key)
-
-
-def _refusal(state: LendingState, key: str) -> str | None:
-    """Why a staff key the table has for this status is refused now, or None."""
-    if state.pending is not None and key not in WHILE_PENDING[state.pending]:
-        return PENDING_TEXT[state.pending]
-    guard = GUARDS.get(key)
-    if guard and not guard[0](state):
-        return guard[1]
-    return None
+    return MACHINE.target(status, key)
 
 
 def allowed_lending_actions(state: LendingState) -> tuple[str, ...]:
     """Staff actions legal now, in table order (for the staff UI and the API)."""
-    row = LENDING_TABLE[state.status]
-    return tuple(k for k in STAFF_KEYS if k in row and _refusal(state, k) is None)
+    return MACHINE.allowed(state)
 
 
 def borrower_keys(status: L) -> tuple[str, ...]:
     """Borrower messages the table accepts in `status` (what an IllegalTransition lists)."""
-    row = LENDING_TABLE[status]
-    return tuple(k for k in BORROWER_KEYS if k in row)
+    return MACHINE.keys_in(status, BORROWER_KEYS)
 
 
 def check_staff(state: LendingState, key: str) -> Target:
-    found = target(state.status, key)
-    if found is None:
-        raise IllegalTransition(key, state.status.value, allowed_lending_actions(state))
-    why = _refusal(state, key)
-    if why is not None:
-        raise IllegalTransition(key, state.status.value, allowed_lending_actions(state), why)
-    return found
+    return MACHINE.check(state, key)
 
 
 def borrower_target(status: L, key: str) -> Target | None:
@@ -222,47 +282,23 @@ def borrower_target(status: L, key: str) -> Target | None:
     return found
 
 
-def is_late(status: L, key: str) -> bool:
-    """A borrower key the table lacks for `status`: recorded (True) or refused (False)?"""
-    return status in FINAL
-
-
 # --- documentation -------------------------------------------------------------------------
 
 
 def render_lending_markdown() -> str:
     """The README's lending status table, generated from the table, outcomes, guards and
     WHILE_PENDING."""
-    lines = [
-        "| Status | Label | ISO status | Staff actions | Borrower messages | System events |",
-        "|---|---|---|---|---|---|",
-        f"| (new) | | | | `{INITIAL[0]}` (type New) → {_show(INITIAL[1])} | |",
-    ]
-    for status in L:
-        row = LENDING_TABLE[status]
-        cells = [
-            "<br>".join(_cell(key, row[key]) for key in keys if key in row)
-            for keys in (STAFF_KEYS, BORROWER_KEYS, SYSTEM_KEYS)
-        ]
-        iso = status.iso.value if status.iso else "*as last reported*"
-        lines.append(f"| {status.value} | {status.label} | {iso} | " + " | ".join(cells) + " |")
-    lines += ["", "| Outcome | Meaning |", "|---|---|"]
-    lines += [f"| {o.value} | {text} |" for o, text in OUTCOME_TEXT.items()]
-    lines += ["", "| Action | Also refused when |", "|---|---|"]
-    lines += [f"| `{key}` | {why} |" for key, (_, why) in GUARDS.items()]
+    lines = MACHINE.markdown(("Staff actions", "Borrower messages", "System events"), initial_column=1,
+                             initial_note=" (type New)", extra=("ISO status", _iso))
     lines += ["", "| Waiting for staff | Only these staff actions are open |", "|---|---|"]
     lines += [f"| {p.value} | " + ", ".join(f"`{k}`" for k in STAFF_KEYS if k in keys) + " |"
               for p, keys in WHILE_PENDING.items()]
     lines += ["", "A borrower message the table lacks is refused (`UnrecognisedDataValue`), except in a "
-              "final status (" + ", ".join(s.value for s in L if s in FINAL) + "), where it is recorded: "
+              "final status (" + ", ".join(s.value for s in L if is_late(s)) + "), where it is recorded: "
               "it crossed our last message. `Notification:ACCEPT` / `:REJECT` outside CONDITIONAL "
               "are plain Notifications."]
     return "\n".join(lines) + "\n"
 
 
-def _cell(key: str, found: Target) -> str:
-    return f"`{key}`" if found is SAME else f"`{key}` → {_show(found)}"
-
-
-def _show(found: Target) -> str:
-    return found.value if isinstance(found, L) else f"*{found.value}*"
+def _iso(status: L) -> str:
+    return status.iso.value if status.iso else "*as last reported*"
