@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from ..core.lending.policy import LendingPolicy
-from ..core.policy import BorrowingPolicy
+from ..core.borrowing.policy import BorrowingPolicy
 from .partners import Partner
 from .sections import LendingSettings, PolicySettings
 

@@ -65,7 +65,7 @@ class ServerLimits:
 
 @dataclass(frozen=True)
 class PolicySettings:
-    """[policy]: how the borrowing side moves along its rota (core.policy.BorrowingPolicy)."""
+    """[policy]: how the borrowing side moves along its rota (core.borrowing.policy.BorrowingPolicy)."""
 
     end_of_rota: str = "expire"
     on_partner_cancel: str = "next"

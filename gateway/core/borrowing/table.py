@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 from gateway.messages.codes import Action, ReasonForMessage, Status, YesNo
 
 from ..errors import IllegalTransition
-from ..machine import Rule, Table, flag_guards
+# Rules run on this side's Step (step.py, which reads MACHINE below); they are typed by the
+# kernel's Step so that this module stays below step.py (no import circle).
+from ..machine import Rule, Step, Table, flag_guards
 from ..rota import EntryState, RotaEntry, current_index, first_pending
 from .state import CLEARED_BY_ACTION, STATUS_BOUND, Attention, BorrowingState, ItemLocation
 from .statuses import (
@@ -30,8 +32,6 @@ from .statuses import (
 )
 from .statuses import BorrowingStatus as S
 
-if TYPE_CHECKING:
-    from .step import Step
 
 
 class Outcome(StrEnum):

@@ -18,20 +18,20 @@ Background: docs/state-machines.md.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 from gateway.messages.codes import Action, ReasonForMessage, RequestType, ServiceType, Status, YesNo
 from gateway.messages.peers import condition_answer
 
-from ..machine import Rule, Table, flag_guards
+# Rules run on this side's Step (step.py, which reads MACHINE below); they are typed by the
+# kernel's Step so that this module stays below step.py (no import circle).
+from ..machine import Rule, Step, Table, flag_guards
 from .state import CLEARED_BY_ACTION, STATUS_BOUND, LendingAttention, LendingState, Pending
 from .statuses import (
     ALL, BEFORE_SHIPPING, FINAL, ON_LOAN, OPEN, OUT, PROMISED, UNANSWERED, WAITING_FOR_BORROWER,
 )
 from .statuses import LendingStatus as L
 
-if TYPE_CHECKING:
-    from .step import Step
 
 
 class LendingOutcome(StrEnum):
