@@ -69,7 +69,20 @@ async def text_body(request: web.Request) -> str:
 
 
 # An action endpoint's table: name -> (event type, allowed body fields, body -> event fields).
-Actions = dict[str, tuple[type, frozenset[str], Callable[[dict[str, Any]], dict[str, Any]]]]
+Parser = Callable[[dict[str, Any]], dict[str, Any]]
+Actions = dict[str, tuple[type, frozenset[str], Parser]]
+
+
+def actions_by_api_name(*entries: tuple[type, set[str], Parser]) -> Actions:
+    """The `/actions/{name}` table: each event under its own API name (`Event.api`), so the route,
+    `allowed_actions` and the 409s cannot spell an action differently."""
+    actions: Actions = {}
+    for event_type, fields, parse in entries:
+        name = event_type.api  # type: ignore[attr-defined]
+        if name in actions:
+            raise ValueError(f"two events serve /actions/{name}")
+        actions[name] = (event_type, frozenset(fields), parse)
+    return actions
 
 
 async def named_action(request: web.Request, actions: Actions) -> tuple[type, dict[str, Any]]:

@@ -27,8 +27,8 @@ from ..core import (
 from ..core import Attention
 from . import queries as q
 from ._web import (
-    MAX_OFFSET, bool_param, gw, int_param, json_body, named_action, ok, one, path_id, query_params, read,
-    reject_unknown, text_body,
+    MAX_OFFSET, actions_by_api_name, bool_param, gw, int_param, json_body, named_action, ok, one, path_id,
+    query_params, read, reject_unknown, text_body,
 )
 from .auth import principal_of
 from .errors import ApiError, not_found
@@ -387,27 +387,27 @@ def _note_only(body: dict[str, Any]) -> dict[str, Any]:
     return {"note": _note(body)}
 
 
-# name -> (event, body fields, parser)
-ACTIONS: dict[str, tuple[type, frozenset[str], Any]] = {
-    "receive": (Receive, frozenset({"note", "items"}), _receive),
-    "loan-to-patron": (LoanToPatron, frozenset(), _nothing),
-    "return-by-patron": (ReturnByPatron, frozenset(), _nothing),
-    "return": (ReturnToPartner, frozenset({"note"}), _note_only),
-    "renew": (Renew, frozenset({"note"}), _note_only),
-    "cancel": (CancelRequest, frozenset({"reason", "note", "notify_patron", "by_patron"}), _cancel),
-    "accept-condition": (AcceptConditions, frozenset({"note"}), _note_only),
-    "reject-condition": (RejectConditions, frozenset({"note"}), _note_only),
-    "retry": (RetryRequest, frozenset({"changes", "note"}), _retry),
-    "skip": (SkipPartner, frozenset({"note"}), _note_only),
-    "status-request": (SendStatusRequest, frozenset(), _nothing),
-    "locate": (Locate, frozenset(), _nothing),
-    "close": (Close, frozenset({"note"}), _note_only),
-    "acknowledge": (Acknowledge, frozenset({"flag"}), _acknowledge),
-    "cancel-partner": (CancelPartner, frozenset({"note"}), _note_only),
-    "mark-messages-read": (MarkMessagesRead, frozenset(), _nothing),
-    "treat-as-cancelled": (TreatAsCancelled, frozenset({"note"}), _note_only),
-    "resume-request": (ResumeRequest, frozenset({"note"}), _note_only),
-}
+# each event under its API name: (event, body fields, parser)
+ACTIONS = actions_by_api_name(
+    (Receive, {"note", "items"}, _receive),
+    (LoanToPatron, set(), _nothing),
+    (ReturnByPatron, set(), _nothing),
+    (ReturnToPartner, {"note"}, _note_only),
+    (Renew, {"note"}, _note_only),
+    (CancelRequest, {"reason", "note", "notify_patron", "by_patron"}, _cancel),
+    (AcceptConditions, {"note"}, _note_only),
+    (RejectConditions, {"note"}, _note_only),
+    (RetryRequest, {"changes", "note"}, _retry),
+    (SkipPartner, {"note"}, _note_only),
+    (SendStatusRequest, set(), _nothing),
+    (Locate, set(), _nothing),
+    (Close, {"note"}, _note_only),
+    (Acknowledge, {"flag"}, _acknowledge),
+    (CancelPartner, {"note"}, _note_only),
+    (MarkMessagesRead, set(), _nothing),
+    (TreatAsCancelled, {"note"}, _note_only),
+    (ResumeRequest, {"note"}, _note_only),
+)
 
 
 async def action(request: web.Request) -> web.Response:

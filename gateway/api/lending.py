@@ -25,7 +25,7 @@ from ..store.models import (
     attachments_t, general_messages_t, history_t, lending_requests_t as lr, notes_t,
 )
 from . import queries as bq
-from ._web import MAX_OFFSET, bool_param, gw, int_param, named_action, ok, one, path_id, query_params, read, text_body
+from ._web import MAX_OFFSET, actions_by_api_name, bool_param, gw, int_param, named_action, ok, one, path_id, query_params, read, text_body
 from .auth import principal_of
 from .errors import ApiError, not_found
 from .fields import check_agency, check_text, parse_decimal, parse_instant
@@ -352,27 +352,27 @@ def _acknowledge(body: dict[str, Any]) -> dict[str, Any]:
     return {"flag": LendingAttention(body["flag"])}
 
 
-# name -> (event, body fields, parser)
-ACTIONS: dict[str, tuple[type, frozenset[str], Any]] = {
-    "expect-to-supply": (ExpectToSupply, frozenset({"note"}), _note),
-    "will-supply": (WillSupply, frozenset({"note"}), _note),
-    "conditional": (OfferConditions, frozenset({"loan_conditions", "offered_costs", "status", "note"}), _conditional),
-    "retry-possible": (OfferRetry, frozenset({"reason_retry", "retry_after", "retry_before", "loan_conditions",
-                                              "offered_costs", "note"}), _retry),
-    "unfilled": (MarkUnfilled, frozenset({"reason_unfilled", "note"}),
-                 lambda b: {"reason_unfilled": _line(b, "reason_unfilled"), **_note(b)}),
-    "ship": (Ship, frozenset({"due_date", "item_ids", "delivery_costs", "sent_via", "note"}), _ship),
-    "copy-completed": (CompleteCopy, frozenset({"url", "item_ids", "delivery_costs", "sent_via", "note"}), _copy),
-    "answer-cancel": (AnswerCancel, frozenset({"answer", "note"}), lambda b: {"answer": _answer(b), **_note(b)}),
-    "answer-renew": (AnswerRenew, frozenset({"answer", "due_date", "note"}),
-                     lambda b: {"answer": _answer(b), "due_date": _when(b, "due_date"), **_note(b)}),
-    "mark-overdue": (MarkOverdue, frozenset({"note"}), _note),
-    "recall": (Recall, frozenset({"due_date", "note"}), lambda b: {"due_date": _when(b, "due_date"), **_note(b)}),
-    "check-in": (CheckIn, frozenset({"note"}), _note),
-    "complete-without-return": (CompleteWithoutReturn, frozenset({"note"}), _note),
-    "acknowledge": (ClearFlag, frozenset({"flag"}), _acknowledge),
-    "mark-messages-read": (MarkMessagesRead, frozenset(), lambda b: {}),
-}
+# each event under its API name: (event, body fields, parser)
+ACTIONS = actions_by_api_name(
+    (ExpectToSupply, {"note"}, _note),
+    (WillSupply, {"note"}, _note),
+    (OfferConditions, {"loan_conditions", "offered_costs", "status", "note"}, _conditional),
+    (OfferRetry, {"reason_retry", "retry_after", "retry_before", "loan_conditions", "offered_costs", "note"},
+     _retry),
+    (MarkUnfilled, {"reason_unfilled", "note"},
+     lambda b: {"reason_unfilled": _line(b, "reason_unfilled"), **_note(b)}),
+    (Ship, {"due_date", "item_ids", "delivery_costs", "sent_via", "note"}, _ship),
+    (CompleteCopy, {"url", "item_ids", "delivery_costs", "sent_via", "note"}, _copy),
+    (AnswerCancel, {"answer", "note"}, lambda b: {"answer": _answer(b), **_note(b)}),
+    (AnswerRenew, {"answer", "due_date", "note"},
+     lambda b: {"answer": _answer(b), "due_date": _when(b, "due_date"), **_note(b)}),
+    (MarkOverdue, {"note"}, _note),
+    (Recall, {"due_date", "note"}, lambda b: {"due_date": _when(b, "due_date"), **_note(b)}),
+    (CheckIn, {"note"}, _note),
+    (CompleteWithoutReturn, {"note"}, _note),
+    (ClearFlag, {"flag"}, _acknowledge),
+    (MarkMessagesRead, set(), lambda b: {}),
+)
 
 
 async def action(request: web.Request) -> web.Response:
