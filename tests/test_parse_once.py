@@ -22,7 +22,8 @@ REORDERED = swap_agencies(STRICT)
 
 
 def gateway_with(partner: Partner) -> SimpleNamespace:
-    return SimpleNamespace(ctx=SimpleNamespace(partners={partner.agency: partner}), clock=lambda: NOW)
+    """The parts of an IsoEndpoint that decoding reads."""
+    return SimpleNamespace(partners={partner.agency: partner}, clock=lambda: NOW)
 
 
 @pytest.fixture
