@@ -406,7 +406,7 @@ def _sample_rows(conn: Any) -> dict[str, dict[str, Any]]:
                              "supplying_agency": US, "status": "WILL_SUPPLY",
                              "previous_status": "NEW", "needs_attention": True, "title": "T",
                              "author": "A", "service_type": "Loan", "due_date": t,
-                             "raw_request_id": raw_id, "extra": {"k": "v"},
+                             "deadline_at": t + timedelta(days=3), "raw_request_id": raw_id, "extra": {"k": "v"},
                              "created_at": NOW, "updated_at": t, "version": 3},
         "raw_messages": {**_key(b"<other/>", direction="out", partner_agency=P2).as_values(),
                          "body": b"<other/>", "body_sha256": hashlib.sha256(b"<other/>").hexdigest(),

@@ -33,14 +33,13 @@ from ..core import (
 )
 from ..core import AddPartner, Edit, RetryRequest
 from ..core.wording import describe_changes
-from ..messages import ErrorType, Fault, Inbound, Status, answer, model
-from ..messages.codec import format_datetime
-from ..messages.identity import content_sha256
+from ..messages import Fault, Inbound, Status, answer, model
 from ..messages.peers import conditions_in_note, note_markers, parse_reshare_markers
 from ..store import queries
-from ..store.models import general_messages_t, notes_t, received_items_t
 from . import borrowing_rows as rows
 from .context import ServiceContext
+from .decision_rows import DecisionRows, history_row, outbox_row, warning_rows
+from .inbound import inbound_key, refusal, store_if_new
 from .outgoing import encode_outgoing
 from .writer import Conflict, Writer
 
@@ -93,72 +92,31 @@ def _write_decision(
     _write_children(conn, ctx, request_id, row["external_id"], extra, decision, now, raw_message_id)
 
 
-def _write_children(
-    conn: Connection,
-    ctx: ServiceContext,
-    request_id: int,
-    external_id: str,
-    extra: dict[str, Any],
-    decision: Decision,
-    now: datetime,
-    raw_message_id: int | None,
-) -> None:
-    children = ChildRows()
-    children.add(ctx, request_id, external_id, extra, decision, now, raw_message_id)
-    children.write(conn)
+OWNER = "request_id"  # the column that links history, messages, notes, items and outbox rows to a request
 
 
-class ChildRows:
-    """The rows that steps' decisions add (history, general messages, notes, received items,
-    outbox), gathered so that each table gets one executemany for a whole group of steps."""
-
-    def __init__(self) -> None:
-        self.history: list[dict[str, Any]] = []
-        self.messages: list[dict[str, Any]] = []
-        self.notes: list[dict[str, Any]] = []
-        self.items: list[dict[str, Any]] = []
-        self.outbox: list[dict[str, Any]] = []
-
-    def add(self, ctx: ServiceContext, request_id: int, external_id: str, extra: dict[str, Any],
-            decision: Decision, now: datetime, raw_message_id: int | None) -> None:
-        self.history.extend(rows.history_rows(decision, request_id, raw_message_id))
-        actor = decision.history[0].actor if decision.history else None
-        self.messages.extend(
-            {"request_id": request_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
-             "actor": m.partner if m.direction == "in" else actor,
-             "markers": note_markers(m.note) if m.direction == "in" else None,
-             "text": m.note, "raw_message_id": raw_message_id if m.direction == "in" else None,
-             "read_at": None if m.direction == "in" else m.at}  # an incoming one waits to be read
-            for m in decision.messages
+def _add(rows: DecisionRows, ctx: ServiceContext, request_id: int, external_id: str, extra: dict[str, Any],
+         decision: Decision, now: datetime, raw_message_id: int | None) -> None:
+    """The decision's rows, with its outgoing requestingAgencyMessages encoded for each partner."""
+    supplier_ids = extra.get("supplier_request_ids", {})
+    outbox = []
+    for out in decision.outgoing:
+        partner = ctx.partner(out.partner)
+        body = encode_outgoing(
+            decision.state, out, ours=ctx.agency, request_id=external_id,
+            supplier_request_id=supplier_ids.get(out.partner), now=now, version=partner.version,
+            copyright_compliance=ctx.copyright_compliance,
         )
-        self.notes.extend(
-            {"request_id": request_id, "created_at": n.at, "actor": n.by, "text": n.text} for n in decision.notes
-        )
-        self.items.extend(
-            {"request_id": request_id, "barcode": item.barcode, "received_at": item.at, "actor": item.by,
-             "note": item.note, "due_date": decision.state.due_date}
-            for item in decision.received
-        )
-        supplier_ids = extra.get("supplier_request_ids", {})
-        for out in decision.outgoing:
-            partner = ctx.partner(out.partner)
-            body = encode_outgoing(
-                decision.state, out, ours=ctx.agency, request_id=external_id,
-                supplier_request_id=supplier_ids.get(out.partner), now=now, version=partner.version,
-                copyright_compliance=ctx.copyright_compliance,
-            )
-            self.outbox.append({"partner_agency": out.partner, "partner_url": partner.url, "kind": out.kind,
-                                "body": body, "now": now, "request_id": request_id})
+        outbox.append(outbox_row(partner, out.kind, body))
+    sender = decision.history[0].actor if decision.history else None
+    rows.add(request_id, decision, raw_message_id, now=now, sender=sender, outbox=outbox)
 
-    def write(self, conn: Connection) -> None:
-        if self.history:
-            queries.insert_history(conn, self.history)
-        for table, rows_ in ((general_messages_t, self.messages), (notes_t, self.notes),
-                             (received_items_t, self.items)):
-            if rows_:
-                queries.insert_rows(conn, table, rows_)
-        for out in self.outbox:  # one by one: each takes the next seq of its request and partner
-            queries.insert_outbox(conn, **out)
+
+def _write_children(conn: Connection, ctx: ServiceContext, request_id: int, external_id: str,
+                    extra: dict[str, Any], decision: Decision, now: datetime, raw_message_id: int | None) -> None:
+    rows = DecisionRows(OWNER)
+    _add(rows, ctx, request_id, external_id, extra, decision, now, raw_message_id)
+    rows.write(conn)
 
 
 def create_step(ctx: ServiceContext, details: RequestDetails, partners: tuple[str, ...] | None,
@@ -244,7 +202,7 @@ def _supplier_event(message: model.SupplyingAgencyMessage, now: datetime) -> Sup
 
 
 def _refusal(path: str, text: str) -> list[Fault]:
-    return [Fault(ErrorType.UnrecognisedDataValue, f"/ISO18626Message/supplyingAgencyMessage/{path}: {text}")]
+    return refusal("supplyingAgencyMessage", path, text)
 
 
 class SupplierMessageStep:
@@ -262,11 +220,7 @@ class SupplierMessageStep:
         self.inbound, self.message, self.body, self.now, self.warnings = inbound, message, body, now, warnings
         self.sender, self.requester = str(header.supplying_agency_id), str(header.requesting_agency_id)
         self.request_ref = header.requesting_agency_request_id
-        self.key = queries.MessageKey(
-            direction="in", partner_agency=self.sender, kind=inbound.kind, requesting_agency=self.requester,
-            requesting_agency_request_id=self.request_ref, message_timestamp=format_datetime(header.timestamp),
-            content_sha256=content_sha256(inbound.root),
-        )
+        self.key = inbound_key(inbound, self.sender)
         self.run_many = batch.run_many
 
     def __call__(self, conn: Connection) -> bytes:
@@ -287,13 +241,6 @@ class _Applied:
 
 class StoredBefore(Exception):
     """A message of a group had been received before: the group's decisions are void."""
-
-
-def _stored_confirmation(conn: Connection, key: queries.MessageKey) -> bytes:
-    stored = queries.find_raw_message(conn, key)
-    if stored is None or stored["confirmation"] is None:
-        raise queries.IntegrityError("raw message stored without a confirmation", None, Exception(str(key)))
-    return stored["confirmation"]
 
 
 class SupplierMessages:
@@ -325,12 +272,11 @@ class SupplierMessages:
                     current[step.request_ref] = done.request
         applied = list(first.values())
         self.queued |= any(a.decision is not None and a.decision.outgoing for a in applied)
-        raw_ids = queries.insert_raw_messages(
-            conn, [(a.step.key, a.step.body, a.step.now, a.confirmation) for a in applied])
-        if len(raw_ids) < len(applied):  # received before: the stored confirmation answers it
-            if len(applied) > 1:
-                raise StoredBefore("a message of the group was stored before; the group assumed it new")
-            return [_stored_confirmation(conn, applied[0].step.key)] * len(steps), None
+        raw_ids = store_if_new(conn, [(a.step.key, a.step.body, a.step.now, a.confirmation) for a in applied])
+        if isinstance(raw_ids, bytes):  # received before: the stored confirmation answers it
+            return [raw_ids] * len(steps), None
+        if len(raw_ids) < len(applied):
+            raise StoredBefore("a message of the group was stored before; the group assumed it new")
         self._write(conn, applied, raw_ids, loaded, current)
         changed = [after for ref, after in current.items() if after is not loaded[ref]]
         confirmations = [first[step.key].confirmation for step in steps]
@@ -353,20 +299,15 @@ class SupplierMessages:
                             f"no borrowing request {step.request_ref!r} from {ctx.agency}"), [], None, None
         state = request.state
         status = state.status.value
-        history = [{  # the partner's tolerance profile repaired this message: say so on the record
-            "request_id": request.id, "at": now, "actor": sender, "event": "conformance_warning",
-            "from_status": status, "to_status": status, "detail": {"text": text},
-        } for text in step.warnings]
+        history = warning_rows(OWNER, request.id, at=now, sender=sender, status=status, warnings=step.warnings)
         if all(entry.partner != sender for entry in state.rota):
             return _refusal("header/supplyingAgencyId",
                             f"{sender!r} is not in the rota of request {step.request_ref!r}"), history, None, None
         try:
             decision = decide(state, _supplier_event(step.message, now), ctx.policy)
         except (IllegalTransition, InvalidInput) as exc:
-            history.append({
-                "request_id": request.id, "at": now, "actor": sender, "event": "message_refused",
-                "from_status": status, "to_status": status, "detail": {"text": str(exc)},
-            })
+            history.append(history_row(OWNER, request.id, at=now, actor=sender, event="message_refused",
+                                       status=status, text=str(exc)))
             return _refusal("messageInfo", f"refused in status {status}: {exc}"), history, None, None
         extra = request.extra
         supplier_id = step.message.header.supplying_agency_request_id
@@ -378,7 +319,7 @@ class SupplierMessages:
 
     def _write(self, conn: Connection, applied: list[_Applied], raw_ids: dict[queries.MessageKey, int],
                loaded: dict[str, rows.Loaded], current: dict[str, rows.Loaded]) -> None:
-        children = ChildRows()
+        children = DecisionRows(OWNER)
         for a in applied:
             raw_id = raw_ids[a.step.key]
             first = len(children.history)
@@ -386,13 +327,12 @@ class SupplierMessages:
                 row["raw_message_id"] = raw_id
             children.history.extend(a.history)
             if a.decision is not None and a.request is not None:
-                children.add(self.ctx, a.request.id, a.request.external_id, a.request.extra, a.decision,
-                             a.step.now, raw_id)
+                _add(children, self.ctx, a.request.id, a.request.external_id, a.request.extra, a.decision,
+                     a.step.now, raw_id)
             # A status message's note is history, not a general message: its markers go there.
             markers = note_markers(a.step.message.message_info.note)
             if markers:
-                for row in children.history[first:]:
-                    row["detail"] = {**(row["detail"] or {}), "markers": markers}
+                children.mark(first, markers)
         children.write(conn)
         self._update_requests(conn, applied, loaded, current)
 

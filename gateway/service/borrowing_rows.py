@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Text, bindparam, delete, select, type_coerce
 
-from ..core import BorrowingPolicy, BorrowingState, Decision, RequestDetails
+from ..core import BorrowingPolicy, BorrowingState, RequestDetails
 from ..core import next_deadline
 from ..store import queries
 from ..store.models import borrowing_requests_t, rota_entries_t
@@ -92,22 +92,6 @@ def replace_rota(conn: Connection, request_id: int, state: BorrowingState, polic
         queries.insert_rota_entries(conn, request_id, rows)
 
 
-def history_rows(decision: Decision, request_id: int, raw_message_id: int | None) -> list[dict[str, Any]]:
-    return [
-        {
-            "request_id": request_id,
-            "at": h.at,
-            "actor": h.actor,
-            "event": h.event,
-            "from_status": h.from_status.value if h.from_status else None,
-            "to_status": h.to_status.value if h.to_status else None,
-            "detail": {"text": h.detail} if h.detail else None,
-            "raw_message_id": raw_message_id,
-        }
-        for h in decision.history
-    ]
-
-
 def deadline_moved(before: BorrowingState | None, after: BorrowingState, policy: BorrowingPolicy) -> bool:
     """The timer's deadline (kept on the current rota entry) changed although the rota may not
     have, e.g. a Cancel sent or answered: the rota rows must be written again."""
@@ -127,12 +111,8 @@ def refresh_deadline(conn: Connection, request_id: int, state: BorrowingState, p
 
 
 def due_request_ids(conn: Connection, now: datetime) -> list[int]:
-    stmt = (
-        select(rota_entries_t.c.request_id)
-        .where(rota_entries_t.c.deadline_at <= now, rota_entries_t.c.state == "active")
-        .distinct()
-    )
-    return list(conn.execute(stmt).scalars())
+    t = rota_entries_t
+    return queries.due_ids(conn, t.c.request_id, t.c.deadline_at, now, t.c.state == "active")
 
 
 def write_rotas(conn: Connection, changes: Mapping[int, tuple[BorrowingState, BorrowingState]],

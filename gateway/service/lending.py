@@ -17,19 +17,20 @@ from ..core.lending import (
     DEFAULT_LENDING_POLICY, IncomingRequest, LendingDecision, LendingDetails, LendingPolicy, LendingState,
     MarkMessagesRead, RequesterMessage, Tick, decide_lending, next_lending_deadline,
 )
-from ..messages import ErrorType, Fault, Inbound, answer, encode, model
-from ..messages.peers import alma_messages, note_markers
-from ..messages.codec import format_datetime
-from ..messages.identity import content_sha256
+from ..messages import Fault, Inbound, answer, encode, model
 from ..messages.codes import RequestType
+from ..messages.peers import alma_messages, note_markers
 from ..store import queries
-from ..store.models import general_messages_t, lending_requests_t, notes_t
+from ..store.models import lending_requests_t
 from .borrowing import Clock, NotFound, utc_now
 from .context import ServiceContext
+from .decision_rows import DecisionRows, history_row, outbox_row, warning_rows
+from .inbound import inbound_key, refusal, store_if_new
 from .lending_outgoing import build_supplying_message
 from .snapshot import from_json, to_json
 from .writer import Conflict, Writer
 
+OWNER = "lending_id"  # the column that links history, messages, notes and outbox rows to a lending request
 _BY_ID = select(lending_requests_t).where(lending_requests_t.c.id == bindparam("id"))
 _BY_KEY = select(lending_requests_t).where(
     lending_requests_t.c.requesting_agency == bindparam("agency"),
@@ -100,81 +101,54 @@ def _columns(state: LendingState, policy: LendingPolicy) -> dict[str, Any]:
         "author": d.author,
         "service_type": d.service_type.value,
         "due_date": state.due_date,
-        "extra": {"state": to_json(state), "deadline": (dl.isoformat() if (dl := next_lending_deadline(state, policy)) else None)},
+        "deadline_at": next_lending_deadline(state, policy),
+        "extra": {"state": to_json(state)},
     }
 
 
-def _write(conn: Connection, ctx: ServiceContext, policy: LendingPolicy, lending_id: int, row: dict[str, Any],
-           decision: LendingDecision, now: datetime, raw_id: int | None) -> None:
-    state = decision.state
-    if row is not None:
-        columns = _columns(state, policy)
-        changed = {k: v for k, v in columns.items() if row.get(k) != v}
-        if changed and not queries.update_lending(conn, lending_id, row["version"], changed, now=now):
-            raise Conflict(f"lending request {lending_id} changed under us")
-    history = [{
-        "lending_id": lending_id, "at": h.at, "actor": h.actor, "event": h.event,
-        "from_status": h.from_status.value if h.from_status else None,
-        "to_status": h.to_status.value if h.to_status else None,
-        "detail": {"text": h.detail} if h.detail else None, "raw_message_id": raw_id,
-    } for h in decision.history]
-    if history:
-        queries.insert_history(conn, history)
-    if decision.messages:
-        queries.insert_rows(conn, general_messages_t, [
-            {"lending_id": lending_id, "direction": m.direction, "partner_agency": m.partner, "at": m.at,
-             "actor": m.partner if m.direction == "in" else None, "text": m.note,
-             "raw_message_id": raw_id if m.direction == "in" else None,
-             "markers": note_markers(m.note) if m.direction == "in" else None,
-             "read_at": None if m.direction == "in" else m.at} for m in decision.messages])
-    if decision.notes:
-        queries.insert_rows(conn, notes_t, [
-            {"lending_id": lending_id, "created_at": n.at, "actor": n.by, "text": n.text} for n in decision.notes])
-    their_ref = row["requesting_agency_request_id"] if row else None
+def _update(conn: Connection, policy: LendingPolicy, row: dict[str, Any], state: LendingState,
+            now: datetime) -> None:
+    columns = _columns(state, policy)
+    changed = {k: v for k, v in columns.items() if row.get(k) != v}
+    if changed and not queries.update_lending(conn, row["id"], row["version"], changed, now=now):
+        raise Conflict(f"lending request {row['id']} changed under us")
+
+
+def _add(rows: DecisionRows, ctx: ServiceContext, lending_id: int, their_ref: str, decision: LendingDecision,
+         now: datetime, raw_id: int | None) -> None:
+    """The decision's rows, with its outgoing supplyingAgencyMessages encoded for each partner."""
+    outbox = []
     for out in decision.outgoing:
         partner = ctx.partner(out.partner)
-        message = build_supplying_message(out, state, ours=ctx.agency, their_request_id=their_ref,
+        message = build_supplying_message(out, decision.state, ours=ctx.agency, their_request_id=their_ref,
                                           our_request_id=our_request_id(lending_id), now=now, version=partner.version)
         # Alma reads conditions and costs only from Notification notes (docs/partners.md, Alma quirks).
-        for each in alma_messages(message) if partner.profile == "alma" else [message]:
-            queries.insert_outbox(conn, partner_agency=out.partner, partner_url=partner.url,
-                                  kind="supplyingAgencyMessage", body=encode(each, partner.version), now=now,
-                                  lending_id=lending_id)
-
-
-def _refuse(kind: str, path: str, text: str) -> list[Fault]:
-    return [Fault(ErrorType.UnrecognisedDataValue, f"/ISO18626Message/{kind}/{path}: {text}")]
-
-
-def _key(inbound: Inbound, sender: str) -> queries.MessageKey:
-    header = inbound.message.header
-    return queries.MessageKey(
-        direction="in", partner_agency=sender, kind=inbound.kind,
-        requesting_agency=str(header.requesting_agency_id),
-        requesting_agency_request_id=header.requesting_agency_request_id,
-        message_timestamp=format_datetime(header.timestamp), content_sha256=content_sha256(inbound.root),
-    )
+        outbox.extend(outbox_row(partner, "supplyingAgencyMessage", encode(each, partner.version))
+                      for each in (alma_messages(message) if partner.profile == "alma" else [message]))
+    rows.add(lending_id, decision, raw_id, now=now, outbox=outbox)
 
 
 def inbound_step(ctx: ServiceContext, policy: LendingPolicy, inbound: Inbound, body: bytes, now: datetime,
                  warnings: tuple[str, ...] = ()) -> Callable[[Connection], bytes]:
     """A `request` or `requestingAgencyMessage` from a borrower; returns the confirmation bytes."""
-    header = inbound.message.header
-    sender = str(header.requesting_agency_id)
+    sender = str(inbound.message.header.requesting_agency_id)
 
     def step(conn: Connection) -> bytes:
-        key = _key(inbound, sender)
-        duplicate = queries.find_raw_message(conn, key)
-        if duplicate is not None and duplicate["confirmation"] is not None:
-            return duplicate["confirmation"]
-        raw_id = queries.insert_raw_message(conn, key, body, received_at=now)
+        key = inbound_key(inbound, sender)
+        raw_ids = store_if_new(conn, [(key, body, now, None)])
+        if isinstance(raw_ids, bytes):  # received before: the stored confirmation answers it
+            return raw_ids
+        raw_id = raw_ids[key]
+        rows = DecisionRows(OWNER)
+        message = Message(conn, ctx, policy, rows, sender, raw_id, now, warnings)
         if inbound.kind == "request":
-            faults = _apply_request(conn, ctx, policy, inbound.message, sender, raw_id, now, warnings)
+            faults = message.apply_request(inbound.message)
         else:
-            faults = _apply_requester_message(conn, ctx, policy, inbound.message, sender, raw_id, now, warnings)
+            faults = message.apply_requester_message(inbound.message)
         markers = note_markers(_note_of(inbound.message))
-        if markers:  # kept as data on the message's history rows too (not every note is a general message)
-            queries.mark_message_history(conn, raw_id, markers)
+        if markers:
+            rows.mark(0, markers)
+        rows.write(conn)
         confirmation = answer(inbound, now, faults=faults)
         queries.set_raw_confirmation(conn, raw_id, confirmation)
         return confirmation
@@ -188,68 +162,78 @@ def _note_of(message: model.Request | model.RequestingAgencyMessage) -> str | No
     return message.note
 
 
-def _warn(conn: Connection, lending_id: int, sender: str, status: str, warnings, raw_id: int, now: datetime) -> None:
-    if warnings:
-        queries.insert_history(conn, [{
-            "lending_id": lending_id, "at": now, "actor": sender, "event": "conformance_warning",
-            "from_status": status, "to_status": status, "detail": {"text": w}, "raw_message_id": raw_id,
-        } for w in warnings])
+@dataclass
+class Message:
+    """One borrower's message being applied: where its rows go, and what it carries along."""
 
+    conn: Connection
+    ctx: ServiceContext
+    policy: LendingPolicy
+    rows: DecisionRows
+    sender: str
+    raw_id: int
+    now: datetime
+    warnings: tuple[str, ...]
 
-def _apply_request(conn, ctx, policy, request: model.Request, sender, raw_id, now, warnings) -> list[Fault]:
-    header = request.header
-    if header.supplying_agency_id is not None and str(header.supplying_agency_id) != ctx.agency:
-        return _refuse("request", "header/supplyingAgencyId", f"{header.supplying_agency_id} is not this gateway ({ctx.agency})")
-    ref = header.requesting_agency_request_id
-    existing = _row(conn, _BY_KEY, {"agency": sender, "ref": ref})
-    request_type = request.service_info.request_type if request.service_info else None
-    event = IncomingRequest(partner=sender, details=details_of(request), received_at=now,
-                            request_type=request_type or RequestType.New)
-    if existing is None:
-        if event.request_type is not RequestType.New:
-            return _refuse("request", "serviceInfo/requestType", f"{event.request_type.value} for unknown request {ref!r}")
-        decision = decide_lending(None, event, policy)
-        lending_id = queries.insert_lending(conn, {
-            "requesting_agency": sender, "requesting_agency_request_id": ref, "supplying_agency": ctx.agency,
-            "raw_request_id": raw_id, **_columns(decision.state, policy)}, now=now)
-        _warn(conn, lending_id, sender, decision.state.status.value, warnings, raw_id, now)
-        _write(conn, ctx, policy, lending_id, _row(conn, _BY_ID, {"id": lending_id}), decision, now, raw_id)
+    def _warn(self, lending_id: int, status: str) -> None:
+        self.rows.history.extend(warning_rows(OWNER, lending_id, at=self.now, sender=self.sender, status=status,
+                                              warnings=self.warnings, raw_message_id=self.raw_id))
+
+    def apply_request(self, request: model.Request) -> list[Fault]:
+        ctx, sender, header = self.ctx, self.sender, request.header
+        if header.supplying_agency_id is not None and str(header.supplying_agency_id) != ctx.agency:
+            return refusal("request", "header/supplyingAgencyId",
+                           f"{header.supplying_agency_id} is not this gateway ({ctx.agency})")
+        ref = header.requesting_agency_request_id
+        existing = _row(self.conn, _BY_KEY, {"agency": sender, "ref": ref})
+        request_type = request.service_info.request_type if request.service_info else None
+        event = IncomingRequest(partner=sender, details=details_of(request), received_at=self.now,
+                                request_type=request_type or RequestType.New)
+        if existing is None:
+            if event.request_type is not RequestType.New:
+                return refusal("request", "serviceInfo/requestType",
+                               f"{event.request_type.value} for unknown request {ref!r}")
+            decision = decide_lending(None, event, self.policy)
+            lending_id = queries.insert_lending(self.conn, {
+                "requesting_agency": sender, "requesting_agency_request_id": ref, "supplying_agency": ctx.agency,
+                "raw_request_id": self.raw_id, **_columns(decision.state, self.policy)}, now=self.now)
+            self._warn(lending_id, decision.state.status.value)
+            _add(self.rows, ctx, lending_id, ref, decision, self.now, self.raw_id)
+            return []
+        if event.request_type is RequestType.New:
+            return refusal("request", "header/requestingAgencyRequestId",
+                           f"request id {ref!r} from {sender} is already in use "
+                           "(request ids are unique per requesting agency)")
+        return self._decide(existing, event, "request")
+
+    def apply_requester_message(self, message: model.RequestingAgencyMessage) -> list[Fault]:
+        header = message.header
+        if str(header.supplying_agency_id) != self.ctx.agency:
+            return refusal("requestingAgencyMessage", "header/supplyingAgencyId",
+                           f"{header.supplying_agency_id} is not this gateway ({self.ctx.agency})")
+        ref = header.requesting_agency_request_id
+        row = _row(self.conn, _BY_KEY, {"agency": self.sender, "ref": ref})
+        if row is None:
+            return refusal("requestingAgencyMessage", "header/requestingAgencyRequestId",
+                           f"no lending request {ref!r} from {self.sender}")
+        event = RequesterMessage(partner=self.sender, action=message.action, note=message.note,
+                                 received_at=self.now, timestamp=header.timestamp)
+        return self._decide(row, event, "requestingAgencyMessage")
+
+    def _decide(self, row: dict[str, Any], event: Any, kind: str) -> list[Fault]:
+        state = from_json(LendingState, row["extra"]["state"])
+        status = state.status.value
+        self._warn(row["id"], status)
+        try:
+            decision = decide_lending(state, event, self.policy)
+        except (IllegalTransition, InvalidInput) as exc:
+            self.rows.history.append(history_row(OWNER, row["id"], at=self.now, actor=event.partner,
+                                                 event="message_refused", status=status, text=str(exc),
+                                                 raw_message_id=self.raw_id))
+            return refusal(kind, "", f"refused in status {status}: {exc}")
+        _update(self.conn, self.policy, row, decision.state, self.now)
+        _add(self.rows, self.ctx, row["id"], row["requesting_agency_request_id"], decision, self.now, self.raw_id)
         return []
-    if event.request_type is RequestType.New:
-        return _refuse("request", "header/requestingAgencyRequestId",
-                       f"request id {ref!r} from {sender} is already in use (request ids are unique per requesting agency)")
-    return _decide_and_write(conn, ctx, policy, existing, event, "request", raw_id, now, warnings)
-
-
-def _decide_and_write(conn, ctx, policy, row, event, kind, raw_id, now, warnings) -> list[Fault]:
-    state = from_json(LendingState, row["extra"]["state"])
-    _warn(conn, row["id"], event.partner, state.status.value, warnings, raw_id, now)
-    try:
-        decision = decide_lending(state, event, policy)
-    except (IllegalTransition, InvalidInput) as exc:
-        queries.insert_history(conn, {
-            "lending_id": row["id"], "at": now, "actor": event.partner, "event": "message_refused",
-            "from_status": state.status.value, "to_status": state.status.value,
-            "detail": {"text": str(exc)}, "raw_message_id": raw_id})
-        return _refuse(kind, "", f"refused in status {state.status.value}: {exc}")
-    _write(conn, ctx, policy, row["id"], row, decision, now, raw_id)
-    return []
-
-
-def _apply_requester_message(conn, ctx, policy, message: model.RequestingAgencyMessage, sender, raw_id, now,
-                             warnings) -> list[Fault]:
-    header = message.header
-    if str(header.supplying_agency_id) != ctx.agency:
-        return _refuse("requestingAgencyMessage", "header/supplyingAgencyId",
-                       f"{header.supplying_agency_id} is not this gateway ({ctx.agency})")
-    ref = header.requesting_agency_request_id
-    row = _row(conn, _BY_KEY, {"agency": sender, "ref": ref})
-    if row is None:
-        return _refuse("requestingAgencyMessage", "header/requestingAgencyRequestId",
-                       f"no lending request {ref!r} from {sender}")
-    event = RequesterMessage(partner=sender, action=message.action, note=message.note, received_at=now,
-                             timestamp=header.timestamp)
-    return _decide_and_write(conn, ctx, policy, row, event, "requestingAgencyMessage", raw_id, now, warnings)
 
 
 def lending_event_step(ctx: ServiceContext, policy: LendingPolicy, lending_id: int, event: Any,
@@ -259,7 +243,10 @@ def lending_event_step(ctx: ServiceContext, policy: LendingPolicy, lending_id: i
         if row is None:
             raise NotFound(f"no lending request {lending_id}")
         decision = decide_lending(from_json(LendingState, row["extra"]["state"]), event, policy)
-        _write(conn, ctx, policy, lending_id, row, decision, now, None)
+        _update(conn, policy, row, decision.state, now)
+        rows = DecisionRows(OWNER)
+        _add(rows, ctx, lending_id, row["requesting_agency_request_id"], decision, now, None)
+        rows.write(conn)
         if isinstance(event, MarkMessagesRead):
             queries.mark_messages_read(conn, now=now, lending_id=lending_id)
         return LendingResult(lending_id, decision.state, decision)
@@ -268,9 +255,7 @@ def lending_event_step(ctx: ServiceContext, policy: LendingPolicy, lending_id: i
 
 
 def _due_ids(conn: Connection, now: datetime) -> list[int]:
-    rows = conn.execute(select(lending_requests_t.c.id, lending_requests_t.c.extra)
-                        .where(lending_requests_t.c.status == "NEW"))
-    return [i for i, extra in rows if (extra or {}).get("deadline") and datetime.fromisoformat(extra["deadline"]) <= now]
+    return queries.due_ids(conn, lending_requests_t.c.id, lending_requests_t.c.deadline_at, now)
 
 
 class LendingService:

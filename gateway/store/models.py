@@ -242,6 +242,8 @@ class LendingRequest(Base):
     author: Mapped[str | None] = mapped_column(Text)
     service_type: Mapped[str | None] = mapped_column(String(16))
     due_date: Mapped[datetime | None] = mapped_column()
+    # When a Tick would next change the request (its expiry), or NULL: the timer's indexed lookup.
+    deadline_at: Mapped[datetime | None] = mapped_column(index=True)
     raw_request_id: Mapped[int | None] = _fk("raw_messages.id", nullable=True, ondelete="SET NULL")
     extra: Mapped[dict[str, Any]] = mapped_column(MutableJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,6 +1,7 @@
 """Timers inside the server process: every `interval` seconds, run the services' ticks.
 
-Deadlines themselves live in the database (rota_entries.deadline_at), so a restart loses
+Deadlines themselves live in the database (rota_entries.deadline_at for borrowing,
+lending_requests.deadline_at for lending), so a restart loses
 nothing: the first tick after start-up catches up on whatever fell due meanwhile.
 """
 
