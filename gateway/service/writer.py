@@ -156,8 +156,12 @@ class _Checkpointer:
         self._wake = threading.Event()
         self._stopping = False
         event.listen(engine, "connect", self._on_connect)
+        self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-checkpoint", daemon=True)
         self._thread.start()
+        # Started means connected: the thread's connection is taken now, not at some later moment
+        # in the middle of the writer's first batches (a SQLite connect takes microseconds).
+        self._connected.wait(5)
 
     def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={self.BACKSTOP_PAGES}")
@@ -170,7 +174,10 @@ class _Checkpointer:
     def _run(self) -> None:
         # On the driver's connection, outside any transaction: SQLAlchemy would begin one, and
         # SQLite refuses to checkpoint inside a transaction ("database table is locked").
-        raw = self._engine.raw_connection()
+        try:
+            raw = self._engine.raw_connection()
+        finally:
+            self._connected.set()
         try:
             while True:
                 self._wake.wait()
