@@ -23,6 +23,7 @@ own DSN parser does; tests use it to give each test its own schema.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
@@ -245,6 +246,14 @@ def migrate(target: str | URL | AsyncEngine | None = None, revision: str = "head
         asyncio.run(migrate_async(target, revision))
         return
     raise RuntimeError("migrate() called inside a running event loop: use `await migrate_async(...)`")
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest revision of the migrations shipped with this code (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def current_revision(target: str | URL | AsyncEngine) -> str | None:

@@ -1,4 +1,4 @@
-"""The ISO 18626 endpoint: POST /iso18626, and GET /healthz.
+"""The ISO 18626 endpoint: POST /iso18626, GET /healthz (alive) and GET /readyz (readiness.py).
 
 Transport faults get HTTP status codes (405 method, 413 size, 415 type, 401/403 auth); every
 ISO-level fault gets HTTP 200 with an ERROR confirmation (docs/protocol.md, error types). A message is answered
@@ -29,7 +29,7 @@ from ..service.audit import AuditEntry, audit_step
 from ..service.borrowing import BorrowingService
 from ..service.lending import LendingService
 from ..service.writer import Writer
-from . import replay
+from . import readiness, replay
 from .audit_budget import AuditBudget
 from .auth import AuthFailure, Signed, check_account, check_transport
 
@@ -204,3 +204,4 @@ def add_routes(app: web.Application, endpoint: IsoEndpoint) -> None:
     app.on_shutdown.append(_write_dropped_summaries)
     app.router.add_post("/iso18626", iso18626)
     app.router.add_get("/healthz", healthz)
+    readiness.add_routes(app, endpoint.engine)
