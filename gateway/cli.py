@@ -119,16 +119,27 @@ def _print_accounts(accounts) -> None:
         print("  ".join([*(value.ljust(width) for value, width in zip(row, widths)), row[-1]]))
 
 
+class _RefusePassword(argparse.Action):
+    """`--password` is refused without repeating its value (a command line is seen by others)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(2, "gateway user add: the password is read from standard input (--password-stdin), "
+                       "never from the command line\n")
+
+
 def _add_user_parser(sub: argparse._SubParsersAction) -> None:
     from .service.accounts import ROLES
 
     user = sub.add_parser("user", help="staff accounts for the staff pages: add, list, disable")
     actions = user.add_subparsers(dest="action", required=True)
-    add = actions.add_parser("add", help="create or update an account; the password is read from standard input")
+    # No abbreviations: `--password SECRET` must not be taken for --password-stdin.
+    add = actions.add_parser("add", help="create or update an account; the password is read from standard input",
+                             allow_abbrev=False)
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=ROLES, help="viewer has the API's read-only permissions")
     add.add_argument("--password-stdin", action="store_true", required=True,
                      help="read the password from standard input (never from the command line)")
+    add.add_argument("--password", action=_RefusePassword, help=argparse.SUPPRESS)
     add.add_argument("--display-name", help="shown on the pages (default: the username; kept on update)")
     actions.add_parser("list", help="username, display name, role, status, last sign-in")
     disable = actions.add_parser("disable", help="the account can no longer sign in")
