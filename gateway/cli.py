@@ -6,9 +6,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .messages import MessageError, Version, decode
 from .messages.xsdgen import SCHEMA_FILES, generate
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .service.accounts import Account
 
 VERSIONS = {"2017": Version.V2017, "2021": Version.V2021}
 
@@ -83,8 +88,8 @@ def _password_from_stdin() -> str:
     return text
 
 
-async def _user_action(args: argparse.Namespace, config, password: str) -> int:
-    from .service.accounts import AccountService
+async def _user_action(args: argparse.Namespace, config: Config, password: str) -> int:
+    from .service.accounts import AccountService, normalise_username
     from .service.writer import Writer
     from .store.db import make_engine, migrate_async
 
@@ -103,14 +108,14 @@ async def _user_action(args: argparse.Namespace, config, password: str) -> int:
             print(f"gateway user disable: no account {args.username!r}", file=sys.stderr)
             return 1
         else:
-            print(f"disabled {args.username.strip().lower()}")
+            print(f"disabled {normalise_username(args.username)}")
         return 0
     finally:
         await writer.close()
         await engine.dispose()
 
 
-def _print_accounts(accounts) -> None:
+def _print_accounts(accounts: list[Account]) -> None:
     rows = [("USERNAME", "DISPLAY NAME", "ROLE", "STATUS", "LAST SIGN-IN")]
     rows += [(a.username, a.display_name, a.role, "disabled" if a.disabled else "active",
               a.last_sign_in_at.isoformat(timespec="seconds") if a.last_sign_in_at else "never") for a in accounts]
