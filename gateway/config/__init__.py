@@ -19,15 +19,16 @@ from .api_keys import ROLES, ApiKey, read_api_keys
 from .default import DEFAULT_TOML
 from .partners import PROFILES, VERSION_NAMES, Partner, read_partners
 from .policies import borrowing_policy, lending_policy
-from .sections import (ApiSettings, IntakeSettings, LendingSettings, OutboxSettings, PolicySettings, RequestSettings,
+from .sections import (AccountSettings, ApiSettings, IntakeSettings, LendingSettings, OutboxSettings, PolicySettings, RequestSettings,
                        ServerLimits, read_rota_templates)
 from .table import ConfigError, Table
 
-__all__ = ["DEFAULT_TOML", "PROFILES", "ROLES", "VERSION_NAMES", "ApiKey", "ApiSettings", "Config", "ConfigError",
+__all__ = ["DEFAULT_TOML", "AccountSettings", "PROFILES", "ROLES", "VERSION_NAMES", "ApiKey", "ApiSettings", "Config", "ConfigError",
            "IntakeSettings", "LendingSettings", "OutboxSettings", "Partner", "PolicySettings", "RequestSettings",
            "ServerLimits", "borrowing_policy", "lending_policy", "load_config", "parse_config"]
 
-SECTIONS = ("gateway", "policy", "lending", "partners", "rota_templates", "api_keys", "intake", "api", "requests")
+SECTIONS = ("gateway", "policy", "lending", "partners", "rota_templates", "api_keys", "intake", "api", "requests",
+            "accounts")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Config:
     intake: IntakeSettings = IntakeSettings()
     api: ApiSettings = ApiSettings()
     requests: RequestSettings = RequestSettings()
+    accounts: AccountSettings = AccountSettings()
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     limits: ServerLimits = ServerLimits()
     tick_seconds: float = 30.0  # the timers' interval
@@ -84,6 +86,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
         intake=IntakeSettings.read(section("intake")),
         api=ApiSettings.read(section("api")),
         requests=RequestSettings.read(section("requests")),
+        accounts=AccountSettings.read(section("accounts")),
         outbox=OutboxSettings.read(gateway),
         limits=ServerLimits.read(gateway),
         tick_seconds=gateway.number("tick_seconds", d.tick_seconds, float, 0, above=True),

@@ -155,3 +155,32 @@ def read_rota_templates(value: Any) -> tuple[RotaTemplate, ...]:
         templates.append(RotaTemplate(name=table.text("name", ""), partners=table.texts("partners"), match=match))
         table.done()
     return tuple(templates)
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """[accounts]: how staff sign-in slows and locks out repeated failures (service/accounts.py).
+    Failures are counted per username in the database, so all gateway processes count together."""
+
+    max_failures: int = 5  # failures within the window that lock the username
+    failure_window_seconds: float = 15 * 60.0  # how far back failures count
+    lockout_seconds: float = 15 * 60.0  # how long a lock lasts
+    failure_delay_seconds: float = 0.5  # the delay after the first failure; it doubles with each further one
+    max_failure_delay_seconds: float = 8.0  # the delay never grows beyond this
+    min_password_length: int = 12
+
+    @classmethod
+    def read(cls, accounts: Table) -> "AccountSettings":
+        d = cls()
+        settings = cls(
+            max_failures=accounts.number("max_failures", d.max_failures, int, 1),
+            failure_window_seconds=accounts.number("failure_window_seconds", d.failure_window_seconds, float, 0,
+                                                   above=True),
+            lockout_seconds=accounts.number("lockout_seconds", d.lockout_seconds, float, 0, above=True),
+            failure_delay_seconds=accounts.number("failure_delay_seconds", d.failure_delay_seconds, float, 0),
+            max_failure_delay_seconds=accounts.number("max_failure_delay_seconds", d.max_failure_delay_seconds,
+                                                      float, 0),
+            min_password_length=accounts.number("min_password_length", d.min_password_length, int, 12),
+        )
+        accounts.done()
+        return settings

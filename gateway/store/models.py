@@ -477,6 +477,38 @@ class SeenSignature(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class StaffAccount(Base):
+    """A person who signs in to the staff pages (service/accounts.py). The password is kept only
+    as an Argon2id hash."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)  # lower case
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(CODE)  # viewer | staff | admin
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column()
+
+
+class SignInThrottle(Base):
+    """Recent failed sign-ins of one username, known or not, and its lock: in the database, so
+    that every gateway process counts the same failures. Removed by a successful sign-in; a row
+    whose window and lock have both passed is stale and pruned."""
+
+    __tablename__ = "sign_in_throttles"
+    __table_args__ = (Index(None, "window_started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)  # as tried, lower case, clipped
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # within the window
+    window_started_at: Mapped[datetime] = mapped_column()  # the window's first failure
+    locked_until: Mapped[datetime | None] = mapped_column()
+
+
 # Core handles for the hot path.
 borrowing_requests_t: Table = BorrowingRequest.__table__  # type: ignore[assignment]
 rota_entries_t: Table = RotaEntry.__table__  # type: ignore[assignment]
@@ -490,6 +522,8 @@ received_items_t: Table = ReceivedItem.__table__  # type: ignore[assignment]
 attachments_t: Table = Attachment.__table__  # type: ignore[assignment]
 outbox_t: Table = Outbox.__table__  # type: ignore[assignment]
 seen_signatures_t: Table = SeenSignature.__table__  # type: ignore[assignment]
+staff_accounts_t: Table = StaffAccount.__table__  # type: ignore[assignment]
+sign_in_throttles_t: Table = SignInThrottle.__table__  # type: ignore[assignment]
 
 
 # Indexes the migrations build but the models do not declare, so that schema comparison
