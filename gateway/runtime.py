@@ -29,6 +29,7 @@ from .transport import replay
 from .transport.breaker import PartnerBreakers, breakers_for
 from .transport.outbox import OutboxWorker, OutcomeHook
 from .transport.scheduler import Scheduler
+from .transport.timer_leader import timer_leadership
 
 __all__ = ["GATEWAY", "Gateway", "gateway_of", "outbox_worker"]
 
@@ -69,8 +70,9 @@ class Gateway:
             concurrency=outbox.concurrency, partner_max_in_flight=outbox.partner_max_in_flight,
             lease_margin=outbox.lease_margin,
         ))
-        gateway.background.append(Scheduler([gateway.borrowing.tick, gateway.lending.tick,
-                                             gateway.prune_seen_signatures], config.tick_seconds))
+        gateway.background.append(Scheduler(
+            [gateway.borrowing.tick, gateway.lending.tick, gateway.prune_seen_signatures], config.tick_seconds,
+            leadership=timer_leadership(engine), retry_interval=config.leader_retry_seconds))
         return gateway
 
     async def prune_seen_signatures(self) -> int:

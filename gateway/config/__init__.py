@@ -50,6 +50,8 @@ class Config:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     limits: ServerLimits = ServerLimits()
     tick_seconds: float = 30.0  # the timers' interval
+    # How often a process that is not the timer leader tries to become it (PostgreSQL).
+    leader_retry_seconds: float = 5.0
     body_limit: int = 1024 * 1024  # largest ISO 18626 message body, bytes
     audit_rows_per_address_per_minute: int = 60  # audit rows for refused posts, per source address
 
@@ -90,6 +92,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
         outbox=OutboxSettings.read(gateway),
         limits=ServerLimits.read(gateway),
         tick_seconds=gateway.number("tick_seconds", d.tick_seconds, float, 0, above=True),
+        leader_retry_seconds=gateway.number("leader_retry_seconds", d.leader_retry_seconds, float, 0, above=True),
         body_limit=gateway.number("body_limit", d.body_limit, int, 1),
         audit_rows_per_address_per_minute=gateway.number("audit_rows_per_address_per_minute",
                                                          d.audit_rows_per_address_per_minute, int, 1),

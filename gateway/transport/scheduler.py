@@ -3,6 +3,10 @@
 Deadlines themselves live in the database (rota_entries.deadline_at for borrowing,
 lending_requests.deadline_at for lending), so a restart loses
 nothing: the first tick after start-up catches up on whatever fell due meanwhile.
+
+With several processes on one database, only the timer leader ticks (timer_leader.py); the
+others try to become leader every `retry_interval` seconds, so one takes over soon after the
+leader dies.
 """
 
 from __future__ import annotations
@@ -11,25 +15,49 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from .timer_leader import SoleLeader, TimerLeadership
+
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, ticks: list[Callable[[], Awaitable[object]]], interval: float = 30.0):
+    def __init__(self, ticks: list[Callable[[], Awaitable[object]]], interval: float = 30.0,
+                 leadership: TimerLeadership | None = None, retry_interval: float = 5.0):
         self.ticks, self.interval = ticks, interval
+        self.leadership = leadership if leadership is not None else SoleLeader()
+        self.retry_interval = retry_interval
         self._task: asyncio.Task | None = None
 
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership.is_leader
+
     async def run_once(self) -> None:
+        """Run every tick now, leader or not (for tests and tools)."""
         for tick in self.ticks:
-            try:
-                await tick()
-            except Exception:  # a failing tick must not stop the others, nor the next round
-                log.exception("timer tick %r failed", tick)
+            await self._run(tick)
+
+    async def run_as_leader(self) -> bool:
+        """Run the ticks if this process leads, confirming leadership before each of them, so a
+        process that lost its lock stops at once. Whether it ran (some of) them."""
+        ran = False
+        for tick in self.ticks:
+            if not await self.leadership.hold():
+                break
+            await self._run(tick)
+            ran = True
+        return ran
+
+    async def _run(self, tick: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await tick()
+        except Exception:  # a failing tick must not stop the others, nor the next round
+            log.exception("timer tick %r failed", tick)
 
     async def _loop(self) -> None:
         while True:
-            await self.run_once()
-            await asyncio.sleep(self.interval)
+            ran = await self.run_as_leader()
+            await asyncio.sleep(self.interval if ran else self.retry_interval)
 
     async def start(self) -> None:
         if self._task is None:
@@ -43,3 +71,4 @@ class Scheduler:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        await self.leadership.release()
