@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +62,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import run
     from .config import load_config
 
+    if not logging.getLogger().handlers:
+        # The gateway's own notices (timer leadership, delivery retries) on stderr; the
+        # per-request access log stays off, as it was.
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     run(load_config(args.config))
     return 0
 
