@@ -121,6 +121,13 @@ async def test_sqlite_process_is_always_leader(db_url):
         await engine.dispose()
 
 
+def test_retry_interval_is_configured():
+    from gateway.config import parse_config
+
+    assert parse_config({}, env={}).leader_retry_seconds == 5.0
+    assert parse_config({"gateway": {"leader_retry_seconds": 0.5}}, env={}).leader_retry_seconds == 0.5
+
+
 async def test_only_one_process_ticks(db_url, processes):
     postgresql_only(db_url)
     leader, other = await start_both(processes)

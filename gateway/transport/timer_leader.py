@@ -7,7 +7,10 @@ ends its session and frees the lock, and the next process to try takes it. The l
 the schema, so gateways kept in different schemas of one database each have their own leader.
 
 Never two leaders at once: the holder checks its lock connection answers before each tick, and
-gives leadership up as soon as it does not (PostgreSQL may by then have freed the lock).
+gives leadership up as soon as it does not (PostgreSQL may by then have freed the lock). What is
+left is one tick already running when the connection dies, against a successor's first tick
+at least a retry interval later; the ticks are idempotent (a Tick re-reads the request's state)
+should that ever happen.
 
 On SQLite only one process can use the file, so that process is always the leader.
 """
