@@ -68,7 +68,7 @@ class Gateway:
         gateway.background.append(outbox_worker(
             gateway, max_attempts=outbox.max_attempts, base_delay=outbox.base_delay, max_delay=outbox.max_delay,
             concurrency=outbox.concurrency, partner_max_in_flight=outbox.partner_max_in_flight,
-            lease_margin=outbox.lease_margin,
+            lease_margin=outbox.lease_margin, reset_on_start=not outbox.shared_on(engine.dialect.name),
         ))
         gateway.background.append(Scheduler(
             [gateway.borrowing.tick, gateway.lending.tick, gateway.prune_seen_signatures], config.tick_seconds,

@@ -22,6 +22,12 @@ class OutboxSettings:
     breaker_threshold: int = 5  # transport failures in a row that open a partner's breaker
     breaker_cooldown: float = 60.0  # seconds a partner's breaker stays open before a probe
     lease_margin: float = 30.0  # seconds a claim outlives the partner's timeout
+    # Other gateway processes share the database: leave `sending` rows to their leases at start-up.
+    # None (unset): shared on PostgreSQL, alone on SQLite (see `shared_on`).
+    shared: bool | None = None
+
+    def shared_on(self, dialect: str) -> bool:
+        return self.shared if self.shared is not None else dialect == "postgresql"
 
     @classmethod
     def read(cls, gateway: Table) -> "OutboxSettings":
@@ -36,6 +42,7 @@ class OutboxSettings:
             breaker_cooldown=gateway.number("outbox_breaker_cooldown_seconds", d.breaker_cooldown, float, 0,
                                             above=True),
             lease_margin=gateway.number("outbox_lease_margin_seconds", d.lease_margin, float, 0, above=True),
+            shared=gateway.flag("outbox_shared", False) if "outbox_shared" in gateway else None,
         )
 
 

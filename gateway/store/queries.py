@@ -463,7 +463,14 @@ def fetch_due_outbox(conn: Connection, *, now: datetime, limit: int = 100,
                      skip_partners: Iterable[str] = ()) -> list[Row]:
     """Pending rows due by `now`, oldest first, skipping any row that has an earlier undelivered
     row (pending or sending) for the same request and partner: per-partner order is kept.
-    Rows to `skip_partners` (those the worker may not send to now) are left out."""
+    Rows to `skip_partners` (those the worker may not send to now) are left out.
+
+    On PostgreSQL the rows are locked for the rest of the transaction (`FOR UPDATE SKIP LOCKED`):
+    a worker sharing the database skips rows another worker is claiming right now instead of
+    fetching the same ones (only one of the claims would win) or waiting for them. The order
+    check needs no lock: an earlier row only ever moves on from pending/sending, so a snapshot
+    that still sees it open holds its successor back, never lets it through. SQLite has one
+    writer at a time, so its fetch and claim cannot interleave with another's."""
     skip = sorted(set(skip_partners))
     earlier = _out.alias("earlier")
     blocked = exists().where(
@@ -480,6 +487,8 @@ def fetch_due_outbox(conn: Connection, *, now: datetime, limit: int = 100,
     )
     if skip:
         stmt = stmt.where(_out.c.partner_agency.not_in(skip))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=_out)
     return [_dict(r) for r in conn.execute(stmt)]
 
 

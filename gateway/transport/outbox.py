@@ -8,7 +8,9 @@ its state change. This worker takes it from there:
    an earlier one of the same request or lending request and partner is pending or sending) and
    marks them `sending` (`claim_outbox`) under a lease: the row is this worker's until the
    partner's timeout plus `lease_margin` have passed. Only rows this step moved from `pending`
-   are sent, so two workers on one database never send the same row, and per-partner order holds.
+   are sent, so two workers on one database never send the same row, and per-partner order holds
+   whichever worker holds the earlier row. On PostgreSQL the fetch locks its rows with
+   `FOR UPDATE SKIP LOCKED`, so workers claiming at the same moment take different rows.
 2. Send: the rows go out concurrently, at most `concurrency` at once in all and at most
    `partner_max_in_flight` (or the partner's `max_in_flight`) to any one partner, so a partner
    that hangs holds a few slots, not all of them. A partner whose sends keep failing at the
@@ -38,7 +40,8 @@ recognises repeats drops it), and the history marks that send as a retry after a
 (docs/outbox-partners.md). At `start()` a worker that is alone on its database (`reset_on_start`,
 the default) releases every `sending` row at once, since they can only be a dead predecessor's;
 with several workers on one database (PostgreSQL) pass `reset_on_start=False` and the leases
-alone decide.
+alone decide (runtime.py does so unless `[gateway] outbox_shared` says otherwise; see
+config.OutboxSettings).
 
 The worker sleeps until `wakeup` is set (services set it after committing a step that queued
 rows), a delivery finishes, a retry falls due, or `poll_interval` passes. Its dependencies are
