@@ -143,11 +143,6 @@ async def test_schema_comparison_is_not_vacuous(engine: AsyncEngine) -> None:
     assert [d[0] for d in diffs] == ["add_column"]
 
 
-def _head() -> str:
-    """The newest revision of the script directory (each new migration moves it)."""
-    return ScriptDirectory.from_config(db.alembic_config()).get_current_head()
-
-
 async def test_migrate_is_at_head_and_idempotent(engine: AsyncEngine) -> None:
     script = ScriptDirectory.from_config(db.alembic_config())
     head = script.get_current_head()
@@ -172,7 +167,7 @@ async def test_downgrade_to_base_and_back(engine: AsyncEngine) -> None:
 async def test_sync_migrate_from_url(db_url: str) -> None:
     assert await db.current_revision(db_url) is None
     await asyncio.to_thread(db.migrate, db_url)  # sync API, outside an event loop
-    assert await db.current_revision(db_url) == _head()
+    assert await db.current_revision(db_url) == db.head_revision()
     with pytest.raises(RuntimeError, match="migrate_async"):
         db.migrate(db_url)  # inside the running loop
 

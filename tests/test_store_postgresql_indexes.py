@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conftest import POSTGRES_URL
 from gateway.api.queries import SEARCH_TEXT, Filters
 from gateway.store import db
-from gateway.store.db import alembic_config, current_revision, make_engine, migrate_async
+from gateway.store.db import current_revision, head_revision, make_engine, migrate_async
 from gateway.store.models import borrowing_requests_t as br
 
 INDEXES = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'borrowing_requests'"
@@ -93,7 +92,7 @@ async def test_without_pg_trgm_the_migration_warns_and_search_still_works(limite
     engine = make_engine(limited_url)
     try:
         await migrate_async(engine)
-        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        head = head_revision()
         assert await current_revision(engine) == head
         async with engine.connect() as conn:
             indexes = set((await conn.exec_driver_sql(INDEXES)).scalars())

@@ -138,10 +138,6 @@ class Decision:
         return self.state.status
 
     @property
-    def status_changed(self) -> bool:
-        return self.previous is None or self.previous.status is not self.state.status
-
-    @property
     def flags_set(self) -> frozenset:
         before = self.previous.flags if self.previous else frozenset()
         return self.state.flags - before

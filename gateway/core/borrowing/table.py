@@ -423,7 +423,6 @@ MACHINE: Table[S] = Table(S, staff=STAFF_ROWS, partner=PARTNER_ROWS, system=SYST
 TABLE: dict[S, dict[str, Target]] = MACHINE.rows
 STAFF_KEYS = (INITIAL[0], *MACHINE.staff_keys)
 PARTNER_KEYS = MACHINE.partner_keys
-SYSTEM_KEYS = MACHINE.system_keys
 
 
 # --- queries -------------------------------------------------------------------------------

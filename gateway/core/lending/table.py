@@ -250,7 +250,6 @@ MACHINE: Table[L] = Table(L, staff=STAFF_ROWS, partner=BORROWER_ROWS, system=SYS
 LENDING_TABLE: dict[L, dict[str, Target]] = MACHINE.rows
 STAFF_KEYS = MACHINE.staff_keys
 BORROWER_KEYS = (INITIAL[0], *MACHINE.partner_keys)
-SYSTEM_KEYS = MACHINE.system_keys
 
 
 # --- queries -------------------------------------------------------------------------------
