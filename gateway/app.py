@@ -18,6 +18,7 @@ from .transport.connection_guard import RESOURCE_LOG, LimitedRunner, resource_er
 from .transport.connection_guard import install as install_limits
 from .transport.server import IsoEndpoint
 from .transport.server import add_routes as add_iso_routes
+from .web import add_routes as add_pages
 
 __all__ = ["build_app", "iso_endpoint", "run", "serve"]
 
@@ -39,6 +40,7 @@ def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Applica
     install_limits(app, gateway.config.limits)
     add_iso_routes(app, iso_endpoint(gateway))
     add_api_routes(app)
+    add_pages(app)
 
     async def lifecycle(app: web.Application):
         await gateway.start()
@@ -63,7 +65,10 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
 def run(config: Config) -> None:
     gateway = Gateway.create(config)
     app = build_app(gateway)
-    print(f"gateway {config.agency} listening on http://{config.listen_host}:{config.listen_port}/iso18626")
+    base = f"http://{config.listen_host}:{config.listen_port}"
+    print(f"gateway {config.agency} listening on {base}/iso18626")
+    if config.web.demo_password:
+        print(f"staff pages: open {base}/ and sign in as demo with the password {config.web.demo_password}")
 
     async def main() -> None:
         runner, _ = await serve(app, config.listen_host, config.listen_port)

@@ -118,8 +118,9 @@ class Loopback:
     async def start_gateway(self, name: str, agency: str, partners: list[dict[str, Any]], *,
                             policy: dict[str, Any] | None = None, lending: dict[str, Any] | None = None,
                             tick_seconds: float = 0.05, outbox_base_delay: float = 0.01,
-                            rota: list[str] | None = None) -> Node:
-        """A gateway with its own SQLite file; `partners` are [[partners]] tables of the config."""
+                            rota: list[str] | None = None, sections: dict[str, dict[str, Any]] | None = None) -> Node:
+        """A gateway with its own SQLite file (and session secret file); `partners` are [[partners]]
+        tables of the config, `sections` further sections (`{"web": {...}}`)."""
         if name not in self.sockets:
             self.reserve(name)
         db = self.folder / f"{name}.sqlite3"
@@ -133,7 +134,10 @@ class Loopback:
             "lending": dict(lending or {}),
             "partners": partners,
             "rota_templates": [{"name": "default", "partners": rota or [p["agency"] for p in partners]}],
+            "web": {"session_secret_file": str(self.folder / f"{name}-session-secret")},
         }
+        for section, values in (sections or {}).items():
+            raw[section] = {**raw.get(section, {}), **values}
         gateway = Gateway.create(parse_config(raw, env={}))
         runner = await self._serve(name, build_app(gateway))
         node = self.nodes[name] = Node(name, agency, self.url(name), runner, gateway=gateway)

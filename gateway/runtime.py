@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import Config, lending_policy
 from .service import borrowing_delivery, lending_delivery
+from .service.accounts import AccountService
 from .service.borrowing import BorrowingService, utc_now
 from .service.context import ServiceContext
 from .service.lending import LendingService
@@ -51,10 +52,14 @@ class Gateway:
     background: list[Any] = field(default_factory=list)  # objects with async start()/close()
     # The outbox's per-partner circuit breakers (in memory; the staff API shows them).
     breakers: PartnerBreakers | None = None
+    # Staff accounts of the staff pages (service/accounts.py).
+    accounts: AccountService | None = None
 
     def __post_init__(self) -> None:
         if self.breakers is None:
             self.breakers = breakers_for(self.config)
+        if self.accounts is None:
+            self.accounts = AccountService(self.writer, self.config.accounts, self.clock)
 
     @classmethod
     def create(cls, config: Config, clock: Callable[[], datetime] = utc_now) -> "Gateway":
@@ -82,8 +87,16 @@ class Gateway:
     async def start(self) -> None:
         await migrate_async(self.engine)
         await self.writer.start()
+        if self.config.web.demo_password:
+            await self._ensure_demo_account(self.config.web.demo_password)
         for part in self.background:
             await part.start()
+
+    async def _ensure_demo_account(self, password: str) -> None:
+        """The embedded default's account `demo` (staff), made once; kept as staff changed it."""
+        assert self.accounts is not None
+        if await self.accounts.find("demo") is None:
+            await self.accounts.add("demo", password, "staff", "Demo librarian", actor="system")
 
     async def close(self) -> None:
         # Each part gets a bounded time to stop, so one stuck part cannot hang a shutdown.

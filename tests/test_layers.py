@@ -25,6 +25,8 @@ LAYERS: Sequence[tuple[str, Sequence[str]]] = (
     ("transport", ("gateway.transport",)),
     ("runtime", ("gateway.runtime",)),
     ("api", ("gateway.api",)),
+    # The pages sit above the API: they reuse its field parsing and read queries, never its routes.
+    ("web", ("gateway.web",)),
     ("app and tools", ("gateway.app", "gateway.demo", "gateway.docs", "gateway.mock", "gateway.conformance")),
     ("cli", ("gateway.cli",)),
 )

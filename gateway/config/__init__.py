@@ -20,15 +20,15 @@ from .default import DEFAULT_TOML
 from .partners import PROFILES, VERSION_NAMES, Partner, read_partners
 from .policies import borrowing_policy, lending_policy
 from .sections import (AccountSettings, ApiSettings, IntakeSettings, LendingSettings, OutboxSettings, PolicySettings, RequestSettings,
-                       ServerLimits, read_rota_templates)
+                       ServerLimits, WebSettings, read_rota_templates)
 from .table import ConfigError, Table
 
 __all__ = ["DEFAULT_TOML", "AccountSettings", "PROFILES", "ROLES", "VERSION_NAMES", "ApiKey", "ApiSettings", "Config", "ConfigError",
            "IntakeSettings", "LendingSettings", "OutboxSettings", "Partner", "PolicySettings", "RequestSettings",
-           "ServerLimits", "borrowing_policy", "lending_policy", "load_config", "parse_config"]
+           "ServerLimits", "WebSettings", "borrowing_policy", "lending_policy", "load_config", "parse_config"]
 
 SECTIONS = ("gateway", "policy", "lending", "partners", "rota_templates", "api_keys", "intake", "api", "requests",
-            "accounts")
+            "accounts", "web")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Config:
     api: ApiSettings = ApiSettings()
     requests: RequestSettings = RequestSettings()
     accounts: AccountSettings = AccountSettings()
+    web: WebSettings = WebSettings()
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     limits: ServerLimits = ServerLimits()
     tick_seconds: float = 30.0  # the timers' interval
@@ -89,6 +90,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> Conf
         api=ApiSettings.read(section("api")),
         requests=RequestSettings.read(section("requests")),
         accounts=AccountSettings.read(section("accounts")),
+        web=WebSettings.read(section("web")),
         outbox=OutboxSettings.read(gateway),
         limits=ServerLimits.read(gateway),
         tick_seconds=gateway.number("tick_seconds", d.tick_seconds, float, 0, above=True),

@@ -32,6 +32,13 @@ profile = "strict"
 name = "default"
 partners = ["ISIL:MOCK1", "ISIL:MOCK2"]
 
+[intake]
+pickup_locations = ["Main Library", "Science Library"]
+
+# The staff pages: a demo account "demo" with this password (embedded default only).
+[web]
+demo_password = "demo-librarian"
+
 # A demo staff key for the embedded default only: set your own keys in a config file.
 [[api_keys]]
 key = "demo-staff-key"

@@ -191,3 +191,55 @@ class AccountSettings:
         )
         accounts.done()
         return settings
+
+
+DEFAULT_CANCEL_REASONS = (
+    "Patron no longer needs the item",
+    "Duplicate request",
+    "Item found in our own collection",
+    "Requested by mistake",
+    "Too expensive",
+    "Other",
+)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """[web]: the staff pages (gateway/web/). The session secret signs and encrypts the session
+    cookie; every process behind one address needs the same one. Without `session_secret`, the
+    secret is read from `session_secret_file`, which is created (random, mode 0600) the first time."""
+
+    session_secret: str | None = None
+    session_secret_file: str = "var/session-secret"
+    session_idle_minutes: float = 60.0  # signed out after this long without a page
+    session_max_hours: float = 12.0  # signed out this long after signing in, whatever happens
+    cancel_reasons: tuple[str, ...] = DEFAULT_CANCEL_REASONS  # the cancel workform's list
+    due_soon_days: int = 3  # a loan due within this many days is marked "due soon"
+    slip_batch_limit: int = 200  # most slips printed from one filtered list
+    # The embedded default's demo account (created at start when missing): username "demo".
+    demo_password: str | None = None
+
+    @classmethod
+    def read(cls, web: Table) -> "WebSettings":
+        d = cls()
+        secret = web.value("session_secret", None)
+        if secret is not None and (not isinstance(secret, str) or len(secret) < 32):
+            raise ConfigError("[web]: session_secret must be a string of at least 32 characters")
+        reasons = web.texts("cancel_reasons") or d.cancel_reasons
+        if any(not r.strip() or len(r) > 200 for r in reasons):
+            raise ConfigError("[web]: cancel_reasons must be non-empty strings of at most 200 characters")
+        demo = web.value("demo_password", None)
+        if demo is not None and (not isinstance(demo, str) or len(demo) < 12):
+            raise ConfigError("[web]: demo_password must be a string of at least 12 characters")
+        settings = cls(
+            session_secret=secret,
+            session_secret_file=web.text("session_secret_file", d.session_secret_file),
+            session_idle_minutes=web.number("session_idle_minutes", d.session_idle_minutes, float, 0, above=True),
+            session_max_hours=web.number("session_max_hours", d.session_max_hours, float, 0, above=True),
+            cancel_reasons=tuple(r.strip() for r in reasons),
+            due_soon_days=web.number("due_soon_days", d.due_soon_days, int, 0),
+            slip_batch_limit=web.number("slip_batch_limit", d.slip_batch_limit, int, 1),
+            demo_password=demo,
+        )
+        web.done()
+        return settings

@@ -133,6 +133,12 @@ class AccountService:
 
         return await self.writer.run(step)
 
+    async def find(self, username: str) -> Account | None:
+        """The account (disabled ones too), or None."""
+        name = normalise_username(username)
+        row = await self._read(lambda conn: store.find_account(conn, name))
+        return None if row is None else Account.of(row)
+
     async def accounts(self) -> list[Account]:
         return [Account.of(row) for row in await self._read(store.list_accounts)]
 

@@ -54,6 +54,15 @@ class NotFound(LookupError):
     pass
 
 
+class StaleVersion(Exception):
+    """A staff change was made on a page showing an older version of the request: nothing was
+    changed (the pages show the request again with what changed meanwhile)."""
+
+    def __init__(self, expected: int, current: int):
+        super().__init__(f"the request changed (version {current}) since it was shown (version {expected})")
+        self.expected, self.current = expected, current
+
+
 @dataclass(frozen=True)
 class StepResult:
     request_id: int
@@ -140,7 +149,8 @@ def create_step(ctx: ServiceContext, details: RequestDetails, partners: tuple[st
     return step
 
 
-def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) -> Callable[[Connection], StepResult]:
+def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime,
+               expected_version: int | None = None) -> Callable[[Connection], StepResult]:
     if isinstance(event, AddPartner):
         ctx.check_partners([event.partner])
 
@@ -148,6 +158,8 @@ def event_step(ctx: ServiceContext, request_id: int, event: Any, now: datetime) 
         row = rows.load_row(conn, request_id)
         if row is None:
             raise NotFound(f"no borrowing request {request_id}")
+        if expected_version is not None and row["version"] != expected_version:
+            raise StaleVersion(expected_version, row["version"])
         state = rows.state_of(row)
         ev = event
         if isinstance(ev, Locate) and not ev.default_rota:
@@ -381,8 +393,11 @@ class BorrowingService:
                      actor: str = "staff") -> StepResult:
         return self._queued(await self.writer.run(create_step(self.ctx, details, partners, actor, self.clock())))
 
-    async def apply(self, request_id: int, event: Any) -> StepResult:
-        return self._queued(await self.writer.run(event_step(self.ctx, request_id, event, self.clock())))
+    async def apply(self, request_id: int, event: Any, expected_version: int | None = None) -> StepResult:
+        """Apply a staff or system event; with `expected_version`, only to that version of the
+        request (StaleVersion otherwise, and nothing changes)."""
+        return self._queued(await self.writer.run(
+            event_step(self.ctx, request_id, event, self.clock(), expected_version)))
 
     async def receive_supplier_message(self, inbound: Inbound, body: bytes, warnings: tuple[str, ...] = ()) -> bytes:
         reply = await self.writer.run(SupplierMessageStep(self.supplier_messages, inbound, body, self.clock(), warnings))

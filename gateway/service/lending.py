@@ -22,7 +22,7 @@ from ..messages.codes import RequestType
 from ..messages.peers import alma_messages, note_markers
 from ..store import queries
 from ..store.models import lending_requests_t
-from .borrowing import Clock, NotFound, utc_now
+from .borrowing import Clock, NotFound, StaleVersion, utc_now
 from .context import ServiceContext
 from .decision_rows import DecisionRows, history_row, outbox_row, warning_rows
 from .inbound import inbound_key, refusal, store_if_new
@@ -237,11 +237,13 @@ class Message:
 
 
 def lending_event_step(ctx: ServiceContext, policy: LendingPolicy, lending_id: int, event: Any,
-                       now: datetime) -> Callable[[Connection], LendingResult]:
+                       now: datetime, expected_version: int | None = None) -> Callable[[Connection], LendingResult]:
     def step(conn: Connection) -> LendingResult:
         row = _row(conn, _BY_ID, {"id": lending_id})
         if row is None:
             raise NotFound(f"no lending request {lending_id}")
+        if expected_version is not None and row["version"] != expected_version:
+            raise StaleVersion(expected_version, row["version"])
         decision = decide_lending(from_json(LendingState, row["extra"]["state"]), event, policy)
         _update(conn, policy, row, decision.state, now)
         rows = DecisionRows(OWNER)
@@ -268,8 +270,9 @@ class LendingService:
         self.notify()  # a StatusRequest or a borrower's Cancel may have queued an answer
         return reply
 
-    async def apply(self, lending_id: int, event: Any) -> LendingResult:
-        result = await self.writer.run(lending_event_step(self.ctx, self.policy, lending_id, event, self.clock()))
+    async def apply(self, lending_id: int, event: Any, expected_version: int | None = None) -> LendingResult:
+        result = await self.writer.run(lending_event_step(self.ctx, self.policy, lending_id, event, self.clock(),
+                                                          expected_version))
         if result.decision.outgoing:
             self.notify()
         return result

@@ -1,0 +1,154 @@
+"""Browser tests: headless Chromium from Debian's `chromium` package, driven by Playwright for
+Python (launched with that executable: no browser is ever downloaded), and axe-core as shipped by
+the axe-playwright-python package, injected into the page by the test.
+
+`desk()` starts a borrowing gateway with its staff pages, a lending gateway and the mock partner on
+loopback, each gateway with staff accounts; `chromium()` a browser; `signed_in(...)` a page signed
+in to a gateway's pages. Without /usr/bin/chromium the tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.demo import Loopback
+from gateway.runtime import Gateway
+
+CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
+# Headless on a closed network: no background fetches, no sandbox (CI runs as root).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+DESK = "ISIL:XX-DESK"
+LENDER = "ISIL:XX-LENDER"
+MOCK_A = "ISIL:XX-MOCKA"
+MOCK_B = "ISIL:XX-MOCKB"
+PASSWORD = "correct horse battery"  # every test account's password
+PICKUP = ["Main Library", "Science Library"]
+
+
+def require_chromium() -> None:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package `chromium` "
+                    "(.ci/run does: apt-get install -y chromium)")
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@dataclass
+class Desk:
+    """The running gateways: `borrower` (agency DESK) and `lender` (agency LENDER), with the mock
+    partner playing MOCK_A and MOCK_B for the borrower."""
+
+    net: Loopback
+    borrower: Gateway
+    lender: Gateway
+    borrower_url: str  # the borrower's site root, e.g. http://127.0.0.1:port
+    lender_url: str
+    mock: Any
+
+
+async def add_accounts(gateway: Gateway) -> None:
+    assert gateway.accounts is not None
+    await gateway.accounts.add("librarian", PASSWORD, "staff", "Lena Librarian")
+    await gateway.accounts.add("viewer", PASSWORD, "viewer", "Vic Viewer")
+    await gateway.accounts.add("admin", PASSWORD, "admin", "Ada Admin")
+
+
+@asynccontextmanager
+async def desk(**sections: dict[str, Any]) -> AsyncIterator[Desk]:
+    """Start the desk; `sections` are extra config sections for the borrowing gateway."""
+    with tempfile.TemporaryDirectory(prefix="gwdesk-") as folder:
+        net = Loopback(Path(folder))
+        try:
+            borrower_iso, lender_iso, mock_url = net.reserve("desk"), net.reserve("lender"), net.reserve("mock")
+            mock = await net.start_mock("mock", [MOCK_A, MOCK_B], {DESK: borrower_iso}, delay=0.05)
+            lender = (await net.start_gateway("lender", LENDER, [
+                {"agency": DESK, "name": "Desk library", "url": borrower_iso, "version": "2017"},
+            ], sections={"intake": {"pickup_locations": PICKUP}})).gateway
+            borrower = (await net.start_gateway("desk", DESK, [
+                {"agency": MOCK_A, "name": "Mock library A", "url": mock_url, "version": "2017"},
+                {"agency": MOCK_B, "name": "Mock library B", "url": mock_url, "version": "2017"},
+                {"agency": LENDER, "name": "Lending library", "url": lender_iso, "version": "2017"},
+            ], rota=[MOCK_A, MOCK_B], sections={"intake": {"pickup_locations": PICKUP}, **sections})).gateway
+            assert borrower is not None and lender is not None
+            await add_accounts(borrower)
+            await add_accounts(lender)
+            yield Desk(net, borrower, lender, _root(borrower_iso), _root(lender_iso), mock.mock)
+        finally:
+            await net.close()
+
+
+def _root(iso_url: str) -> str:
+    return iso_url.rsplit("/iso18626", 1)[0] if iso_url.endswith("/iso18626") else iso_url.rstrip("/")
+
+
+async def sign_in(page: Any, root: str, username: str = "librarian", password: str = PASSWORD) -> None:
+    await page.goto(f"{root}/login")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{root}/borrowing*")
+
+
+@asynccontextmanager
+async def signed_in(browser: Any, root: str, username: str = "librarian") -> AsyncIterator[Any]:
+    """A new browser context (its own cookies) with a page signed in as `username`."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = await context.new_page()
+        await sign_in(page, root, username)
+        yield page
+    finally:
+        await context.close()
+
+
+def _axe_source() -> str:
+    import axe_playwright_python
+
+    return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text(encoding="utf-8")
+
+
+async def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
+    """axe-core's violations of the page as it is now, of the given impacts. The script is run
+    through the DevTools protocol (page.evaluate), which the page's CSP does not govern."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        await page.evaluate(_axe_source())
+    result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [v for v in result["violations"] if v.get("impact") in impacts]
+
+
+async def assert_accessible(page: Any) -> None:
+    violations = await axe_violations(page)
+    assert not violations, f"axe on {page.url}: " + json.dumps(
+        [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+          "nodes": [n["target"] for n in v["nodes"]][:5]} for v in violations], indent=1)
+
+
+async def screenshot(page: Any, name: str) -> Path:
+    """Write docs/screenshots/<name>.png (the README shows some of them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=False)
+    return path
