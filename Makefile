@@ -12,7 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The gateway with its demo partners: the mock partner plays ISIL:MOCK1 and ISIL:MOCK2 on port
+# 8627 (each request is supplied and loaned unless its note picks another MOCK: scenario) and
+# stops with the gateway.
 run: $(STAMP)
+	@$(BIN)/gateway mock-partner --agency ISIL:MOCK1 --agency ISIL:MOCK2 --scenario WILLSUPPLY_LOANED \
+	    --peer ISIL:XX-GATEWAY=http://127.0.0.1:8626/iso18626 & mock=$$!; \
+	trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gateway serve
 
 test: $(STAMP)
