@@ -104,6 +104,36 @@ def test_workform_values_are_parsed_by_the_api_parsers():
         assert caught.value.field == field  # type: ignore[attr-defined]
 
 
+def test_every_workform_renders_with_its_fields_labelled():
+    """Each action's page (workform, or the confirmation of a button alone) renders, escapes what a
+    partner or patron wrote, and labels every field it shows."""
+    import jinja2
+    from markupsafe import Markup
+
+    from gateway.web.render import TEMPLATES, when
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["when"] = when
+    env.globals["action_buttons"] = borrowing_actions.action_buttons
+    rota = [{"agency": MOCK_A, "name": "Mock library A", "loan_conditions": [XSS], "offered_costs": [
+        {"amount": "12.50", "currency": "EUR"}]}]
+    r = {"id": 3, "title": XSS, "requester": "p-1", "requester_name": None, "external_id": "BR-1",
+         "status_label": "Conditional", "active_partner": MOCK_A, "version": 4, "rota": rota,
+         "attention": ["send_failed"], "allowed_actions": [{"name": a.name} for a in borrowing_actions.TABLE]}
+    for action in borrowing_actions.TABLE:
+        html = env.get_template(action.workform or "borrowing/action_confirm.html").render(
+            staff=None, csrf_token="t", csrf_field=Markup('<input type="hidden" name="csrf_token" value="t">'),
+            flashes=[], path="/", r=r, action=action, post_url=borrowing_actions.href(3, action.name), typed={},
+            errors={}, reasons=("Other",), partner="Mock library A", flags=[("send_failed", "sending failed")],
+            conditions=rota[0] if "condition" in action.name else None)
+        assert XSS not in html and "&lt;script&gt;" in html, action.name
+        assert f'action="/borrowing/3/actions/{action.name}"' in html and 'name="version" value="4"' in html
+        assert f">{action.label}</button>" in html or ">Confirm</button>" in html, action.name
+        for field in re.findall(r'<(?:input|select|textarea) id="([^"]+)"', html):
+            assert f'<label for="{field}">' in html, (action.name, field)
+
+
 # --- in the browser -----------------------------------------------------------------------------
 
 
@@ -171,8 +201,12 @@ async def test_receive_two_items_loan_return_and_return_to_partner():
             assert barcodes == ["39001-0001", "39001-0002"]
             assert await status_of(d.borrower, request_id) == "RECEIVED_PHYSICALLY"
 
+            # A button alone, asked for by its address: a page that confirms it.
+            await page.goto(f"{d.borrower_url}/borrowing/{request_id}/actions/loan-to-patron")
+            await assert_accessible(page)
+            assert await status_of(d.borrower, request_id) == "RECEIVED_PHYSICALLY"
             await page.get_by_role("button", name="Loan to patron").click()
-            await page.wait_for_load_state()
+            await page.wait_for_url(f"{d.borrower_url}/borrowing/{request_id}")
             assert "Loaned to the patron" in await flash_text(page)
             assert await status_of(d.borrower, request_id) == "LOANED_TO_PATRON"
             await page.get_by_role("button", name="Return by patron").click()
@@ -297,6 +331,10 @@ async def test_scan_through_a_whole_loan_on_both_sides():
             await page.get_by_label("Barcode", exact=True).fill(code)
             await page.get_by_label(choice, exact=True).check()
             await page.get_by_label("Barcode", exact=True).press("Enter")
+            await page.wait_for_load_state()
+            if choice == "Ship":  # the one confirmation with a value to check
+                await assert_accessible(page)
+                assert await page.get_by_label("Due date").input_value()
             await page.get_by_role("button", name=button).click()
             await page.wait_for_url(f"{root}/scan?action=*")
             assert "Nothing was changed" not in await flash_text(page), await flash_text(page)
