@@ -116,17 +116,19 @@ def test_every_workform_renders_with_its_fields_labelled():
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["when"] = when
     env.globals["action_buttons"] = borrowing_actions.action_buttons
-    rota = [{"agency": MOCK_A, "name": "Mock library A", "loan_conditions": [XSS], "offered_costs": [
+    rota = [{"agency": MOCK_A, "name": "Mock library A", "reason": "CostExceedsMaxCost", "retry_after": None,
+             "retry_before": None, "loan_conditions": [XSS], "offered_costs": [
         {"amount": "12.50", "currency": "EUR"}]}]
     r = {"id": 3, "title": XSS, "requester": "p-1", "requester_name": None, "external_id": "BR-1",
          "status_label": "Conditional", "active_partner": MOCK_A, "version": 4, "rota": rota,
+         "currency": "EUR", "maximum_fee": None,
          "attention": ["send_failed"], "allowed_actions": [{"name": a.name} for a in borrowing_actions.TABLE]}
     for action in borrowing_actions.TABLE:
         html = env.get_template(action.workform or "borrowing/action_confirm.html").render(
             staff=None, csrf_token="t", csrf_field=Markup('<input type="hidden" name="csrf_token" value="t">'),
             flashes=[], path="/", r=r, action=action, post_url=borrowing_actions.href(3, action.name), typed={},
             errors={}, reasons=("Other",), partner="Mock library A", flags=[("send_failed", "sending failed")],
-            conditions=rota[0] if "condition" in action.name else None)
+            conditions=rota[0] if action.name in ("accept-condition", "reject-condition", "retry") else None)
         assert XSS not in html and "&lt;script&gt;" in html, action.name
         assert f'action="/borrowing/3/actions/{action.name}"' in html and 'name="version" value="4"' in html
         assert f">{action.label}</button>" in html or ">Confirm</button>" in html, action.name
@@ -242,6 +244,33 @@ async def test_accept_conditions_shows_the_offer():
             assert "Conditions accepted" in await flash_text(page)
         assert ("accept_conditions", "staff:librarian") in await history(d.borrower, request_id)
         assert await status_of(d.borrower, request_id) != "CONDITIONAL"
+
+
+async def test_retry_with_a_higher_maximum_fee():
+    async with desk() as d, chromium() as browser:
+        request_id = await create(d, "Costly", "MOCK:RETRY:COST")
+        await wait_status(d.borrower, request_id, "RETRY_POSSIBLE")
+        async with signed_in(browser, d.borrower_url) as page:
+            await page.goto(f"{d.borrower_url}/borrowing/{request_id}")
+            await page.get_by_role("link", name="Retry request").click()
+            offer = await page.get_by_role("region", name="What the partner offers").inner_text()
+            assert "CostExceedsMaxCost" in offer
+            await page.get_by_label("Maximum fee").fill("lots")
+            await page.get_by_role("button", name="Retry request").click()
+            await page.wait_for_load_state()
+            fee = page.get_by_label("Maximum fee")
+            assert await fee.get_attribute("aria-invalid") == "true" and await fee.input_value() == "lots"
+            await assert_accessible(page)
+            assert await status_of(d.borrower, request_id) == "RETRY_POSSIBLE"
+            assert await page.get_by_label("Currency").input_value() == "USD"  # the partner's
+            await fee.fill("40.00")
+            await page.get_by_label("Note").fill("Up to 40 is fine")
+            await page.get_by_role("button", name="Retry request").click()
+            await page.wait_for_url(f"{d.borrower_url}/borrowing/{request_id}")
+            assert "Request sent again" in await flash_text(page)
+        assert ("retry", "staff:librarian") in await history(d.borrower, request_id)
+        row = await borrowing_row(d.borrower, request_id)
+        assert (str(row["maximum_fee"]), row["currency"]) == ("40.00", "USD")
 
 
 async def test_an_action_done_in_another_tab_is_refused_with_nothing_changed():

@@ -42,7 +42,7 @@ TABLE: tuple[Action, ...] = (
     Action("renew", "Renew", "Renewal requested from the partner", "borrowing/action_note.html"),
     Action("accept-condition", "Accept conditions", "Conditions accepted", "borrowing/action_conditions.html"),
     Action("reject-condition", "Reject conditions", "Conditions rejected", "borrowing/action_conditions.html"),
-    Action("retry", "Retry request", "Request sent again", "borrowing/action_note.html"),
+    Action("retry", "Retry request", "Request sent again", "borrowing/action_retry.html"),
     Action("skip", "Skip partner", "Partner skipped", "borrowing/action_note.html"),
     Action("status-request", "Send status request", "Status request sent"),
     Action("locate", "Locate and resend", "Locate started: the request goes to the rota's next partner"),
@@ -87,6 +87,10 @@ def form_body(form: Any, name: str, reasons: tuple[str, ...]) -> dict[str, Any]:
         body["notify_patron"] = form.get("notify_patron") == "yes"
     if "flag" in takes:
         body["flag"] = _text(form, "flag")
+    if "changes" in takes:  # a retry may raise the fee we would pay (a fee means we are willing to pay)
+        fee, currency = _text(form, "maximum_fee"), _text(form, "currency")
+        body["changes"] = {"maximum_fee": fee.strip(), "currency": (currency or "").strip().upper() or None,
+                           "willing_to_pay": True} if fee and fee.strip() else {}
     return body
 
 
@@ -135,7 +139,8 @@ async def action_page(request: web.Request) -> web.StreamResponse:
 async def show_form(request: web.Request, action: Action, r: dict[str, Any], typed: dict[str, Any],
                     errors: dict[str, str], status: int = 200) -> web.Response:
     active = next((e for e in r["rota"] if e["agency"] == r["active_partner"]), None)
-    conditions = active if action.workform == "borrowing/action_conditions.html" else None
+    conditions = active if action.workform in ("borrowing/action_conditions.html",
+                                               "borrowing/action_retry.html") else None
     partner = f"{active['name']} ({active['agency']})" if active and active["name"] else r["active_partner"]
     flags = [(f, attention_words(f)) for f in ACKNOWLEDGE_FLAGS if f in r["attention"]] or \
         [(f, attention_words(f)) for f in ACKNOWLEDGE_FLAGS]
@@ -161,7 +166,7 @@ async def action_post(request: web.Request) -> web.StreamResponse:
         if action.workform is None:  # nothing was typed: say why on the request page
             await flash(request, f"{exc.message}. Nothing was changed.", "error")
             raise see_other(back) from None
-        field = (getattr(exc, "field", None) or "note").split("[")[0].split(".")[0]
+        field = (getattr(exc, "field", None) or "note").removeprefix("changes.").split("[")[0]
         typed = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
         return await show_form(request, action, r, typed, {field: exc.message}, status=422)
     await change(request, g.borrowing.apply(request_id, event, expected_version=form_version(form)), back)
