@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from ..runtime import gateway_of
 from . import (borrowing_actions, borrowing_form, borrowing_list, borrowing_request, lending_pages, live, render,
-               security, session, signin, slips)
+               scan, security, session, signin, slips)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -22,7 +23,7 @@ ROUTES: list[tuple[str, str, object]] = [
 ]
 # Modules with their own ROUTES, in this order (a fixed path before a pattern that would match it).
 PAGE_MODULES: list[object] = [borrowing_list, borrowing_form, slips, borrowing_actions, borrowing_request,
-                              lending_pages, live]
+                              lending_pages, live, scan]
 
 
 def all_routes() -> list[tuple[str, str, object]]:
@@ -35,6 +36,9 @@ def all_routes() -> list[tuple[str, str, object]]:
 def add_routes(app: web.Application) -> None:
     session.install(app, gateway_of(app).config)
     render.setup(app)
+    env = aiohttp_jinja2.get_env(app)
+    for module in PAGE_MODULES:  # functions a module's templates call (e.g. action_buttons(r))
+        env.globals.update(getattr(module, "TEMPLATE_GLOBALS", {}))
     app.on_response_prepare.append(security.add_headers)
     for method, path, handler in all_routes():
         if method == "GET":
