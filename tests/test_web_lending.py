@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.core import CancelRequest, RequestDetails, SendMessage
+from gateway.core import CancelRequest, Receive, Renew, RequestDetails, SendMessage
+from gateway.core.lending import Ship, WillSupply
 from gateway.demo import borrowing_row, lending_row, wait_for
 from gateway.store.models import general_messages_t, rota_entries_t
 from gateway.web import lending_pages
@@ -130,8 +131,21 @@ async def test_list_will_supply_then_ship_history_and_its_iso_message(monkeypatc
 async def test_conditional_with_a_condition_and_costs_reaches_the_borrower():
     async with desk() as d, chromium() as browser:
         borrowing_id, lending_id = await arrive(d, "Rare atlas")
+        _, copy_id = await arrive(d, "An article", format="Digital", agree_to_copyright_terms=True)
         async with signed_in(browser, d.lender_url) as page:
-            await page.goto(f"{d.lender_url}/lending/{lending_id}")
+            # Every workform open to a new request has its labels and passes axe.
+            for name, title in (("will-supply", "Will supply"), ("expect-to-supply", "Expect to supply"),
+                                ("retry-possible", "Retry possible"), ("unfilled", "Unfilled")):
+                await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/{name}")
+                assert await page.get_by_role("heading", level=2).inner_text() == title
+                await assert_accessible(page)
+            await page.goto(f"{d.lender_url}/lending/{copy_id}/actions/copy-completed")  # a copy was asked for
+            assert await page.get_by_role("heading", level=2).inner_text() == "Copy completed"
+            await page.get_by_label("Link to the copy").fill("https://example.org/copy.pdf")
+            await assert_accessible(page)
+            await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/check-in")  # not open to a new request
+            await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
+            assert "“Check in” is no longer possible" in await flash_text(page)
             await page.get_by_role("link", name="Conditional…").click()
             await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}/actions/conditional")
             await assert_accessible(page)
@@ -155,6 +169,46 @@ async def test_conditional_with_a_condition_and_costs_reaches_the_borrower():
             await borrower_status(d, borrowing_id, "CONDITIONAL")
             row = await lender_row(d, lending_id)
             assert row["extra"]["state"]["loan_conditions"] == ["LibraryUseOnly"]
+
+
+async def test_renewal_recall_and_check_in():
+    async with desk() as d, chromium() as browser:
+        borrowing_id, lending_id = await arrive(d, "Long loan")
+        now = d.lender.clock()
+        await d.lender.lending.apply(lending_id, WillSupply(at=now, by="staff:lender"))
+        await d.lender.lending.apply(lending_id, Ship(at=now, by="staff:lender", due_date=now + timedelta(days=2)))
+        await borrower_status(d, borrowing_id, "SHIPPED_PHYSICALLY")
+        await d.borrower.borrowing.apply(borrowing_id, Receive(at=d.borrower.clock(), by="staff:desk"))
+        await d.borrower.borrowing.apply(borrowing_id, Renew(at=d.borrower.clock(), by="staff:desk"))
+
+        async def renew_pending() -> bool:
+            return (await lender_row(d, lending_id))["extra"]["state"]["pending"] == "renew"
+        await wait_for(renew_pending, "the renewal reaches the lender")
+        async with signed_in(browser, d.lender_url) as page:
+            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await page.goto(f"{d.lender_url}/lending/{lending_id}")
+            header = await page.locator(".request-head").inner_text()
+            assert "asks to renew" in header and "Due soon" in header
+            await page.get_by_role("link", name="Answer renewal…").click()
+            await page.get_by_label("Answer (required)").select_option("Y")
+            await page.get_by_role("button", name="Answer renewal").click()
+            new_due = page.get_by_label("New due date")
+            assert await new_due.get_attribute("aria-invalid") == "true"
+            assert "required to grant a renewal" in await page.locator("#f-due-date-error").inner_text()
+            await assert_accessible(page)
+            later = (now + timedelta(days=30)).date().isoformat()
+            await new_due.fill(later)
+            await page.get_by_role("button", name="Answer renewal").click()
+            await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
+            assert later in await page.locator(".request-head").inner_text()
+            await borrower_status(d, borrowing_id, "RENEWED_BY_PARTNER")
+
+            await page.get_by_role("link", name="Recall…").click()
+            await assert_accessible(page)
+            await page.get_by_role("link", name="Back to the request").click()
+            await page.get_by_role("button", name="Check in").click()
+            await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
+            assert await page.locator("#request-status").inner_text() == "Loan completed (checked in)"
 
 
 async def test_unfilled_with_a_reason_without_javascript_moves_the_borrower_on():
