@@ -7,7 +7,7 @@ the requesting library made impossible meanwhile; hostile text escaped; axe on e
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -55,7 +55,7 @@ async def flash_text(page: Any) -> str:
 async def test_list_will_supply_then_ship_history_and_its_iso_message(monkeypatch):
     monkeypatch.setattr(lending_pages, "PAGE_SIZE", 2)  # three requests: two pages
     async with desk() as d, chromium() as browser:
-        borrowing_id, lending_id = await arrive(d, "The name of the rose")
+        borrowing_id, lending_id = await arrive(d, "The name of the rose", needed_by=date(2031, 5, 17))
         await arrive(d, "Foucault's pendulum")
         await arrive(d, "Baudolino", author="Eco, U.")
         async with signed_in(browser, d.lender_url) as page:
@@ -74,11 +74,13 @@ async def test_list_will_supply_then_ship_history_and_its_iso_message(monkeypatc
             await page.get_by_label("Search title, author or their request ID").fill("rose")
             await page.get_by_role("button", name="Search").click()
             assert "Showing 1–1 of 1" in await page.locator("#list-count").inner_text()
+            assert "2031-05-17" in await page.locator("tbody").inner_text()
             await page.get_by_role("link", name="The name of the rose").click()
             await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
 
             # The request page: header, the actions allowed now, the tabs.
             assert await page.get_by_role("heading", level=1).inner_text() == "The name of the rose"
+            assert "Needed by\n2031-05-17" in await page.locator(".tab-panel").inner_text()
             assert await page.locator(f"[data-live='/live/lending/{lending_id}']").count() == 1
             header = await page.locator(".request-head").inner_text()
             assert "Desk library" in header and "New request (request received)" in header

@@ -16,7 +16,7 @@ from ..core.lending import LendingState, LendingStatus
 from ..service.snapshot import from_json
 from ..store.models import lending_requests_t as lr
 from . import lending_actions, lending_request
-from .lending_words import attention_text, library_name
+from .lending_words import attention_text, day, library_name
 from .marks import due_soon
 from .render import gw, render
 from .signin import staff_page
@@ -103,7 +103,7 @@ async def list_page(request: web.Request) -> web.StreamResponse:
             **item,
             "library": library_name(config.partners, item["requesting_agency"],
                                     state.details.requesting_agency_name if state else None),
-            "need_before": state.details.need_before if state else None,
+            "need_before": day(state.details.need_before) if state else "",
             "attention": attention_text(sorted(f.value for f in state.flags)) if state and state.flags else None,
             "due_soon": bool(state and state.status in (LendingStatus.LOANED, LendingStatus.RECALLED,
                                                         LendingStatus.OVERDUE)

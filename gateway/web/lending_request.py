@@ -16,7 +16,7 @@ from ..api.fields import check_text
 from ..api.lending import lending_json
 from ..core import AddNote, MarkMessagesRead, SendMessage
 from ..store.models import history_t, raw_messages_t
-from .lending_words import actor_words, attention_text, detail_words, event_words, library_name, status_label
+from .lending_words import actor_words, attention_text, day, detail_words, event_words, library_name, status_label
 from .lending_workforms import WORKFORMS
 from .marks import due_soon
 from .outcomes import change, form_version, page_id
@@ -58,7 +58,7 @@ def request_context(request: web.Request, r: dict[str, Any], tab: str) -> dict[s
         if "acknowledge" in allowed else [],
         "tabs": [{"key": key, "title": title, "href": base + suffix, "count": counts[key],
                   "current": key == tab} for key, title, suffix in TABS],
-        "status_label": status_label,
+        "status_label": status_label, "day": day,
         "who": lambda actor: actor_words(actor, config.partners),
         "live": f"/live/lending/{r['id']}",
     }

@@ -50,6 +50,14 @@ def actor_words(actor: str | None, partners: Mapping[str, Any]) -> str:
     return actor
 
 
+def day(value: Any) -> str:
+    """A due date or needed-by date: the day alone (they travel as midnight UTC datetimes)."""
+    if not value:
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text[:10]
+
+
 def event_words(event: str) -> str:
     return event.replace("_", " ").replace(":", " ").strip().capitalize()
 

@@ -81,6 +81,7 @@ class Workform:
     confirm: str | None = None  # asked (with JavaScript) before a quick button sends
     costs: str | None = None  # the API's costs field that cost_amount / cost_currency fill
     intro: str | None = None
+    primary: bool = False  # the usual next step: its button stands out
 
     @property
     def event_type(self) -> type:
@@ -143,7 +144,7 @@ class Workform:
 
 
 WORKFORMS: dict[str, Workform] = {w.name: w for w in (
-    Workform("will-supply", "Will supply", quick=True),
+    Workform("will-supply", "Will supply", quick=True, primary=True),
     Workform("expect-to-supply", "Expect to supply", quick=True),
     Workform("conditional", "Conditional", (
         Field("loan_condition", "Loan condition", "select", LOAN_CONDITIONS),
@@ -167,7 +168,7 @@ WORKFORMS: dict[str, Workform] = {w.name: w for w in (
         Field("cost_amount", "Delivery cost: amount", hint="e.g. 5.00", size=10),
         Field("cost_currency", "Delivery cost: currency", hint="3 letters, e.g. EUR", size=4),
         NOTE,
-    ), costs="delivery_costs", intro="The item leaves: the requesting library is told it is loaned."),
+    ), costs="delivery_costs", intro="The item leaves: the requesting library is told it is loaned.", primary=True),
     Workform("copy-completed", "Copy completed", (
         Field("url", "Link to the copy", size=60), ITEM_ID, SENT_VIA, NOTE,
     ), intro="The copy was delivered."),
@@ -178,11 +179,11 @@ WORKFORMS: dict[str, Workform] = {w.name: w for w in (
         Field("answer", "Answer", "select", RENEW_ANSWERS, required=True),
         Field("due_date", "New due date", "date", hint="Required to renew."),
         NOTE,
-    ), intro="The requesting library asked to renew the loan."),
+    ), intro="The requesting library asked to renew the loan.", primary=True),
     Workform("mark-overdue", "Mark overdue", quick=True),
     Workform("recall", "Recall", (Field("due_date", "New due date", "date", hint="Optional: an earlier due date."),
                                   NOTE)),
-    Workform("check-in", "Check in", quick=True, confirm="Check the item in? The loan is completed."),
+    Workform("check-in", "Check in", quick=True, confirm="Check the item in? The loan is completed.", primary=True),
     Workform("complete-without-return", "Complete without return", quick=True,
              confirm="Complete this loan without the item coming back?"),
     Workform("acknowledge", "Acknowledge", (Field("flag", "What was dealt with", "select", FLAGS, required=True),),
