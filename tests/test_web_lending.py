@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.core import CancelRequest, Receive, Renew, RequestDetails, SendMessage
-from gateway.core.lending import Ship, WillSupply
+from gateway.core.lending import MessageUndelivered, Ship, WillSupply
 from gateway.demo import borrowing_row, lending_row, wait_for
 from gateway.store.models import general_messages_t, rota_entries_t
 from gateway.web import lending_pages
@@ -71,6 +71,9 @@ async def test_list_will_supply_then_ship_history_and_its_iso_message(monkeypatc
             await assert_accessible(page)
             await page.get_by_role("link", name="Next page").click()
             assert "Showing 3–3 of 3" in await page.locator("#list-count").inner_text()
+            await page.get_by_label("Sort by").select_option("title")
+            await page.get_by_role("button", name="Search").click()
+            assert (await page.locator("tbody tr").first.inner_text()).startswith("Baudolino")
             await page.get_by_label("Search title, author or their request ID").fill("rose")
             await page.get_by_role("button", name="Search").click()
             assert "Showing 1–1 of 1" in await page.locator("#list-count").inner_text()
@@ -205,9 +208,22 @@ async def test_renewal_recall_and_check_in():
             assert later in await page.locator(".request-head").inner_text()
             await borrower_status(d, borrowing_id, "RENEWED_BY_PARTNER")
 
-            await page.get_by_role("link", name="Recall…").click()
+            for name, title in (("recall", "Recall"), ("mark-overdue", "Mark overdue"),
+                                ("complete-without-return", "Complete without return"), ("check-in", "Check in")):
+                await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/{name}")
+                assert await page.get_by_role("heading", level=2).inner_text() == title
+                await assert_accessible(page)
+
+            # A message of ours was not delivered: staff deal with it and say so.
+            await d.lender.lending.apply(lending_id, MessageUndelivered(partner=DESK, at=d.lender.clock()))
+            await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/acknowledge")
+            assert await page.get_by_role("heading", level=2).inner_text() == "Acknowledge"
+            assert "could not be delivered" in await page.locator(".request-head").inner_text()
             await assert_accessible(page)
             await page.get_by_role("link", name="Back to the request").click()
+            await page.get_by_role("button", name="Dealt with: send failed").click()
+            await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
+            assert "Needs attention" not in await page.locator(".request-head").inner_text()
             await page.get_by_role("button", name="Check in").click()
             await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
             assert await page.locator("#request-status").inner_text() == "Loan completed (checked in)"
@@ -319,6 +335,15 @@ async def test_a_stale_page_and_an_action_the_borrower_made_impossible_change_no
             async def cancel_pending() -> bool:
                 return (await lender_row(d, lending_id))["extra"]["state"]["pending"] == "cancel"
             await wait_for(cancel_pending, "the cancel reaches the lender")
+            async with signed_in(browser, d.lender_url, "viewer") as viewer:  # may look, not act
+                await viewer.goto(f"{d.lender_url}/lending/{lending_id}/actions/answer-cancel")
+                assert await viewer.get_by_role("heading", level=2).inner_text() == "Answer cancel"
+                await assert_accessible(viewer)
+                await viewer.get_by_label("Answer (required)").select_option("N")
+                await viewer.get_by_role("button", name="Answer cancel").click()
+                assert "Your role (viewer) may look but not change anything." in await viewer.content()
+                await viewer.goto(f"{d.lender_url}/lending/{lending_id}/messages")
+                assert await viewer.get_by_role("button").all_inner_texts() == ["Sign out"]
             await page.get_by_role("button", name="Expect to supply").click()
             await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
             assert ("“Expect to supply” is no longer possible: the requesting library asks to cancel it"

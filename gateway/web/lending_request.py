@@ -45,8 +45,10 @@ def request_context(request: web.Request, r: dict[str, Any], tab: str) -> dict[s
     counts = {"general": None, "history": len(r["history"]), "messages": len(r["general_messages"]),
               "notes": len(r["notes"])}
     base = f"/lending/{r['id']}"
+    if staff_of(request).role == "viewer":  # may look, not change: offer no action
+        allowed = []
     return {
-        "r": r, "tab": tab, "base": base,
+        "r": r, "tab": tab, "base": base, "can_change": staff_of(request).role != "viewer",
         "library": library_name(config.partners, r["requesting_agency"], r["details"].get("requesting_agency_name")),
         "attention": attention_text(r["attention"]) if r["needs_attention"] else None,
         "due_soon": r["status"] in ON_LOAN and due_soon(r["due_date"], gw(request).clock().date(),
