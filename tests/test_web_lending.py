@@ -18,7 +18,9 @@ from gateway.core.lending import MessageUndelivered, Ship, WillSupply
 from gateway.demo import borrowing_row, lending_row, wait_for
 from gateway.store.models import general_messages_t, rota_entries_t
 from gateway.web import lending_pages
-from support.browser import DESK, LENDER, MOCK_A, PICKUP, assert_accessible, chromium, desk, screenshot, sign_in, signed_in
+from support.browser import (
+    DESK, LENDER, MOCK_A, PICKUP, assert_accessible, chromium, desk, screenshot, sign_in, signed_in,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -69,6 +71,10 @@ async def test_list_will_supply_then_ship_history_and_its_iso_message(monkeypatc
             first_row = page.locator("tbody tr").first
             assert "Desk library" in await first_row.inner_text()
             await assert_accessible(page)
+            await page.goto(f"{d.lender_url}/lending?status=BOGUS")  # a hand-edited URL: said, not a crash
+            assert await page.get_by_role("alert").inner_text() == "status: unknown status"
+            assert "Showing 1–2 of 3" in await page.locator("#list-count").inner_text()
+            await page.goto(f"{d.lender_url}/lending")
             await page.get_by_role("link", name="Next page").click()
             assert "Showing 3–3 of 3" in await page.locator("#list-count").inner_text()
             await page.get_by_label("Sort by").select_option("title")
