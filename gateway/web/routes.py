@@ -35,6 +35,7 @@ def all_routes() -> list[tuple[str, str, object]]:
 def add_routes(app: web.Application) -> None:
     session.install(app, gateway_of(app).config)
     render.setup(app)
+    live.setup(app)
     app.on_response_prepare.append(security.add_headers)
     for method, path, handler in all_routes():
         if method == "GET":
