@@ -390,7 +390,7 @@ def _sample_rows(conn: Any) -> dict[str, dict[str, Any]]:
     t = NOW + timedelta(minutes=5)
     return {
         "borrowing_requests": _request_values(external_id="REQ-0002", created_at=NOW,
-                                              updated_at=t, version=4),
+                                              updated_at=t, version=4, slip_printed_at=t),
         "rota_entries": {"request_id": rid, "position": 4, "agency": P2, "state": "rejected",
                          "last_status": "Unfilled", "last_reason": "NotHeld",
                          "last_answer": "not on shelf", "supplying_agency_request_id": "S-9",
@@ -402,6 +402,7 @@ def _sample_rows(conn: Any) -> dict[str, dict[str, Any]]:
                              "previous_status": "NEW", "needs_attention": True, "title": "T",
                              "author": "A", "service_type": "Loan", "due_date": t,
                              "deadline_at": t + timedelta(days=3), "raw_request_id": raw_id, "extra": {"k": "v"},
+                             "slip_printed_at": t,
                              "created_at": NOW, "updated_at": t, "version": 3},
         "raw_messages": {**_key(b"<other/>", direction="out", partner_agency=P2).as_values(),
                          "body": b"<other/>", "body_sha256": hashlib.sha256(b"<other/>").hexdigest(),

@@ -216,6 +216,8 @@ class WebSettings:
     cancel_reasons: tuple[str, ...] = DEFAULT_CANCEL_REASONS  # the cancel workform's list
     due_soon_days: int = 3  # a loan due within this many days is marked "due soon"
     slip_batch_limit: int = 200  # most slips printed from one filtered list
+    live_poll_seconds: float = 1.0  # how often a live page's stream looks for changes (web/live.py)
+    live_max_streams: int = 100  # live streams open at once per process; more are refused (503)
     # The embedded default's demo account (created at start when missing): username "demo".
     demo_password: str | None = None
 
@@ -239,6 +241,8 @@ class WebSettings:
             cancel_reasons=tuple(r.strip() for r in reasons),
             due_soon_days=web.number("due_soon_days", d.due_soon_days, int, 0),
             slip_batch_limit=web.number("slip_batch_limit", d.slip_batch_limit, int, 1),
+            live_poll_seconds=web.number("live_poll_seconds", d.live_poll_seconds, float, 0, above=True),
+            live_max_streams=web.number("live_max_streams", d.live_max_streams, int, 0),
             demo_password=demo,
         )
         web.done()

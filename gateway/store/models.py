@@ -157,6 +157,7 @@ class BorrowingRequest(Base):
     due_date: Mapped[datetime | None] = mapped_column()
 
     # --- bookkeeping --------------------------------------------------------------------------------
+    slip_printed_at: Mapped[datetime | None] = mapped_column()  # the book strap's last "Mark as printed"
     extra: Mapped[dict[str, Any]] = mapped_column(MutableJSON, default=dict)  # state the core keeps
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
@@ -245,6 +246,7 @@ class LendingRequest(Base):
     # When a Tick would next change the request (its expiry), or NULL: the timer's indexed lookup.
     deadline_at: Mapped[datetime | None] = mapped_column(index=True)
     raw_request_id: Mapped[int | None] = _fk("raw_messages.id", nullable=True, ondelete="SET NULL")
+    slip_printed_at: Mapped[datetime | None] = mapped_column()  # the pull slip's last "Mark as printed"
     extra: Mapped[dict[str, Any]] = mapped_column(MutableJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)

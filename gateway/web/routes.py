@@ -39,6 +39,7 @@ def add_routes(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
     for module in PAGE_MODULES:  # functions a module's templates call (e.g. action_buttons(r))
         env.globals.update(getattr(module, "TEMPLATE_GLOBALS", {}))
+    live.setup(app)
     app.on_response_prepare.append(security.add_headers)
     for method, path, handler in all_routes():
         if method == "GET":

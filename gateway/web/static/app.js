@@ -1,7 +1,8 @@
 // Progressive enhancement only: every page works without this file.
 // - forms with data-confirm ask before they are sent;
 // - elements with data-live="<url>" reload their page when the server-sent event stream at that
-//   URL reports a change (the page stays usable without it: a manual reload shows the same).
+//   URL reports a change (the page stays usable without it: a manual reload shows the same);
+// - buttons with data-print (hidden until this file shows them) print the page.
 "use strict";
 document.addEventListener("submit", function (event) {
   var form = event.target;
@@ -11,6 +12,10 @@ document.addEventListener("submit", function (event) {
   }
 });
 document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
   var live = document.querySelector("[data-live]");
   if (!live || !window.EventSource) {
     return;
