@@ -17,6 +17,7 @@ from ..service.snapshot import from_json
 from ..store.models import lending_requests_t as lr
 from . import lending_actions, lending_request
 from .lending_words import attention_text, day, library_name
+from .live import list_cursor
 from .marks import due_soon
 from .render import gw, render
 from .signin import staff_page
@@ -114,7 +115,7 @@ async def list_page(request: web.Request) -> web.StreamResponse:
     return await render(request, "lending/list.html", {
         "rows": rows, "total": total, "first": first + 1 if rows else 0, "last": first + len(rows),
         "facets": _facets(request, current, page.get("facets", {})), "current": current, "error": error,
-        "sort": sort, "sort_choices": SORT_CHOICES,
+        "sort": sort, "sort_choices": SORT_CHOICES, "live_since": await list_cursor(request, "lending"),
         "previous": _href(current, page=str(number - 1)) if number > 1 else None,
         "next": _href(current, page=str(number + 1)) if first + len(rows) < total else None,
         "clear": _href({}) if current.keys() - {"sort"} else None,

@@ -62,7 +62,7 @@ def request_context(request: web.Request, r: dict[str, Any], tab: str) -> dict[s
                   "current": key == tab} for key, title, suffix in TABS],
         "status_label": status_label, "day": day,
         "who": lambda actor: actor_words(actor, config.partners),
-        "live": f"/live/lending/{r['id']}",
+        "live": f"/live/lending/{r['id']}?since={r['version']}",
     }
 
 
