@@ -502,3 +502,17 @@ def test_workers_on_sqlite_are_refused_with_exit_code_2(tmp_path):
 def test_each_worker_is_a_gateway_serve_process_of_the_same_configuration():
     assert worker_command("gw.toml", 2)[1:] == ["-m", "gateway.cli", "serve", "--worker", "2", "--config", "gw.toml"]
     assert "--config" not in worker_command(None, 1)
+
+
+def test_processes_creating_the_session_secret_file_at_once_all_read_the_same_one(tmp_path):
+    """Workers of one host share `[web] session_secret_file`: of several creating it at once, one
+    publishes it whole and every one reads that secret, never a file still being written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.web.session import _secret_from_file
+
+    path = tmp_path / "var" / "session-secret"
+    with ThreadPoolExecutor(8) as pool:
+        secrets = set(pool.map(lambda _: _secret_from_file(path), range(32)))
+    assert len(secrets) == 1 and len(secrets.pop()) >= 32
+    assert [p.name for p in path.parent.iterdir()] == ["session-secret"]  # no draft left behind
