@@ -479,7 +479,8 @@ async def test_the_same_staff_action_on_two_processes_one_wins_the_other_gets_40
 async def test_three_migrations_at_once_on_a_fresh_schema_migrate_once(db_url):
     engines = [make_engine(db_url) for _ in range(3)]
     try:
-        await asyncio.gather(*(migrate_async(engine) for engine in engines))
+        # Without the migration lock they block each other on the fresh schema: fail, do not hang.
+        await asyncio.wait_for(asyncio.gather(*(migrate_async(engine) for engine in engines)), 60)
         assert await current_revision(engines[0]) == head_revision()
         async with engines[0].connect() as conn:
             versions = (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar_one()
