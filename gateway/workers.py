@@ -117,8 +117,9 @@ class Supervisor:
         if code is None:
             return
         lived = now - slot.started_at
-        slot.delay = self.restart_delay if lived >= STABLE_AFTER else min(slot.delay * 2, MAX_RESTART_DELAY)
+        # The first restart waits the short delay; each further one soon after a start, twice as long.
         wait = self.restart_delay if lived >= STABLE_AFTER else slot.delay
+        slot.delay = self.restart_delay if lived >= STABLE_AFTER else min(wait * 2, MAX_RESTART_DELAY)
         log.error("worker %d (pid %d) died: %s, after %.1f s; restarting it in %.1f s",
                   slot.number, slot.process.pid, _exit_text(code), lived, wait)
         slot.restart_at = now + wait

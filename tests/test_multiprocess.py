@@ -44,7 +44,7 @@ from gateway.store.models import (
     borrowing_requests_t, history_t, outbox_t, raw_messages_t, received_items_t, staff_accounts_t,
 )
 from gateway.transport.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from gateway.workers import worker_command
+from gateway.workers import Supervisor, worker_command
 
 ON_POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
@@ -517,3 +517,25 @@ def test_processes_creating_the_session_secret_file_at_once_all_read_the_same_on
         secrets = set(pool.map(lambda _: _secret_from_file(path), range(32)))
     assert len(secrets) == 1 and len(secrets.pop()) >= 32
     assert [p.name for p in path.parent.iterdir()] == ["session-secret"]  # no draft left behind
+
+
+def test_a_worker_that_keeps_dying_is_restarted_later_each_time_and_sigterm_stops_the_rest(caplog):
+    """The supervisor alone, with stand-in workers: number 1 runs until stopped, number 2 exits at once."""
+    import threading
+
+    def command(number: int) -> list[str]:
+        code = "import time; time.sleep(60)" if number == 1 else "raise SystemExit(3)"
+        return [sys.executable, "-c", code]
+
+    supervisor = Supervisor(command, 2, restart_delay=0.2, stop_grace=5)
+    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    started = time.monotonic()
+    assert supervisor.run() == 0
+    assert time.monotonic() - started < 10
+    one, two = supervisor.slots
+    assert one.process.returncode == -signal.SIGTERM  # stopped by the supervisor
+    assert two.process.returncode == 3
+    waits = [float(r.getMessage().rsplit(" in ", 1)[1].split()[0]) for r in caplog.records
+             if r.getMessage().startswith("worker 2 (pid ")]
+    assert len(waits) >= 2 and waits == [0.2 * 2 ** i for i in range(len(waits))]  # doubled each time
+    assert all("died: exit code 3" in r.getMessage() for r in caplog.records if r.getMessage().startswith("worker 2 (pid"))
