@@ -534,7 +534,7 @@ def test_a_worker_that_keeps_dying_is_restarted_later_each_time_and_sigterm_stop
     assert time.monotonic() - started < 10
     one, two = supervisor.slots
     assert one.process.returncode == -signal.SIGTERM  # stopped by the supervisor
-    assert two.process.returncode == 3
+    assert two.process.returncode in (3, -signal.SIGTERM)  # died again, or was stopped while starting
     waits = [float(r.getMessage().rsplit(" in ", 1)[1].split()[0]) for r in caplog.records
              if r.getMessage().startswith("worker 2 (pid ")]
     assert len(waits) >= 2 and waits == [0.2 * 2 ** i for i in range(len(waits))]  # doubled each time
