@@ -8,6 +8,7 @@ outbox worker, timers) and a clean-up that stops them. `serve` and `run` put it 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web, web_runner
 
@@ -19,6 +20,7 @@ from .transport.connection_guard import install as install_limits
 from .transport.server import IsoEndpoint
 from .transport.server import add_routes as add_iso_routes
 from .web import add_routes as add_pages
+from .workers import announce
 
 __all__ = ["build_app", "iso_endpoint", "run", "serve"]
 
@@ -51,29 +53,32 @@ def build_app(gateway: Gateway, *, body_limit: int | None = None) -> web.Applica
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def serve(app: web.Application, host: str, port: int, *,
+                reuse_port: bool = False) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port behind the connection limits (transport/connection_guard.py);
-    (the runner, for cleanup(), and the bound port)."""
+    (the runner, for cleanup(), and the bound port). `reuse_port`: SO_REUSEPORT, so that several
+    worker processes listen on one port (workers.py)."""
     asyncio.get_running_loop().set_exception_handler(resource_error_handler(app[RESOURCE_LOG]))
     runner = LimitedRunner(app, handle_signals=True)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
-def run(config: Config) -> None:
+def run(config: Config, *, worker: bool = False, until: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, or until `until()` returns. A `worker` (one of several
+    processes, workers.py) shares the port with the others and leaves the announcement to its parent."""
     gateway = Gateway.create(config)
     app = build_app(gateway)
-    base = f"http://{config.listen_host}:{config.listen_port}"
-    print(f"gateway {config.agency} listening on {base}/iso18626")
-    if config.web.demo_password:
-        print(f"staff pages: open {base}/ and sign in as demo with the password {config.web.demo_password}")
+    if not worker:
+        announce(config)
 
     async def main() -> None:
-        runner, _ = await serve(app, config.listen_host, config.listen_port)
+        runner, _ = await serve(app, config.listen_host, config.listen_port, reuse_port=worker)
         try:
-            await asyncio.Event().wait()  # until SIGINT/SIGTERM (GracefulExit) or Ctrl-C
+            # until SIGINT/SIGTERM (GracefulExit), Ctrl-C, or `until` says so
+            await (until() if until is not None else asyncio.Event().wait())
         finally:
             await runner.cleanup()
 

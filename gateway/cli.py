@@ -59,16 +59,34 @@ def cmd_xsd(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import run
+    import os
+
     from .config import load_config
+    from .workers import Supervisor, announce, parent_gone, refusal, worker_command
 
     if not logging.getLogger().handlers:
-        # The gateway's own notices (timer leadership, delivery retries) on stderr; the
-        # per-request access log stays off, as it was.
+        # The gateway's own notices (timer leadership, delivery retries) on stderr, naming the
+        # worker when there are several; the per-request access log stays off, as it was.
+        who = f"worker {args.worker} " if args.worker else ""
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+                            format=f"%(asctime)s {who}%(name)s %(levelname)s %(message)s")
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    run(load_config(args.config))
+    config = load_config(args.config)
+    problem = refusal(config, args.workers)
+    if problem:
+        print(f"gateway serve: {problem}", file=sys.stderr)
+        return 2
+    if args.workers > 1:  # the parent serves nothing itself: it only supervises
+        announce(config)
+        print(f"{args.workers} worker processes", flush=True)
+        return Supervisor(lambda number: worker_command(args.config, number), args.workers).run()
+    from .app import run
+
+    if args.worker:  # one of several processes, started by the supervisor below
+        parent = os.getppid()
+        run(config, worker=True, until=lambda: parent_gone(parent))
+        return 0
+    run(config)
     return 0
 
 
@@ -167,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gateway (embedded defaults without --config)")
     serve.add_argument("--config", help="TOML configuration file")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run N gateway processes on one port, restarted if they die (PostgreSQL only)")
+    serve.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers for each
     serve.set_defaults(func=cmd_serve)
 
     validate = sub.add_parser("validate", help="validate ISO 18626 messages; '-' reads stdin")

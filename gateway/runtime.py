@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +27,7 @@ from .service.context import ServiceContext
 from .service.lending import LendingService
 from .service.writer import Writer
 from .store.db import make_engine, migrate_async
-from .transport import replay
+from .transport import audit_budget, replay
 from .transport.breaker import PartnerBreakers, breakers_for
 from .transport.outbox import OutboxWorker, OutcomeHook
 from .transport.scheduler import Scheduler
@@ -76,13 +77,18 @@ class Gateway:
             lease_margin=outbox.lease_margin, reset_on_start=not outbox.shared_on(engine.dialect.name),
         ))
         gateway.background.append(Scheduler(
-            [gateway.borrowing.tick, gateway.lending.tick, gateway.prune_seen_signatures], config.tick_seconds,
+            [gateway.borrowing.tick, gateway.lending.tick, gateway.prune_seen_signatures,
+             gateway.prune_audit_budget], config.tick_seconds,
             leadership=timer_leadership(engine), retry_interval=config.leader_retry_seconds))
         return gateway
 
     async def prune_seen_signatures(self) -> int:
         """Forget HMAC signatures whose timestamps have left the window (the replay guard's table)."""
         return await self.writer.run(replay.prune_step(replay.wall_clock()))
+
+    async def prune_audit_budget(self) -> int:
+        """Forget the audit budget's counts of windows that are over (transport/audit_budget.py)."""
+        return await self.writer.run(audit_budget.prune_step(time.time(), audit_budget.DEFAULT_WINDOW))
 
     async def start(self) -> None:
         await migrate_async(self.engine)
@@ -93,10 +99,11 @@ class Gateway:
             await part.start()
 
     async def _ensure_demo_account(self, password: str) -> None:
-        """The embedded default's account `demo` (staff), made once; kept as staff changed it."""
+        """The embedded default's account `demo` (staff), made once; kept as staff changed it.
+        Several processes starting at once: one creates it, the others find it made."""
         assert self.accounts is not None
         if await self.accounts.find("demo") is None:
-            await self.accounts.add("demo", password, "staff", "Demo librarian", actor="system")
+            await self.accounts.add_if_missing("demo", password, "staff", "Demo librarian", actor="system")
 
     async def close(self) -> None:
         # Each part gets a bounded time to stop, so one stuck part cannot hang a shutdown.

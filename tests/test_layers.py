@@ -27,7 +27,8 @@ LAYERS: Sequence[tuple[str, Sequence[str]]] = (
     ("api", ("gateway.api",)),
     # The pages sit above the API: they reuse its field parsing and read queries, never its routes.
     ("web", ("gateway.web",)),
-    ("app and tools", ("gateway.app", "gateway.demo", "gateway.docs", "gateway.mock", "gateway.conformance")),
+    ("app and tools", ("gateway.app", "gateway.demo", "gateway.docs", "gateway.mock", "gateway.conformance",
+                       "gateway.workers")),
     ("cli", ("gateway.cli",)),
 )
 

@@ -133,6 +133,24 @@ class AccountService:
 
         return await self.writer.run(step)
 
+    async def add_if_missing(self, username: str, password: str, role: str, display_name: str,
+                             actor: str = "system") -> bool:
+        """Create the account unless it exists; an existing one is left as it is. Safe when several
+        processes start at once (one creates it, the others find it); True if created here."""
+        name = check_username(username)
+        check_password(password, self.settings)
+        password_hash = await self._in_executor(self.hasher.hash, password)
+        now = self.clock()
+
+        def step(conn: Connection) -> bool:
+            values = {"role": role, "password_hash": password_hash, "display_name": display_name}
+            created = store.insert_account_if_missing(conn, name, values, now)
+            if created:
+                audit_step([AuditEntry(actor, "account_created", f"staff account {name} ({role})")], now)(conn)
+            return created
+
+        return await self.writer.run(step)
+
     async def find(self, username: str) -> Account | None:
         """The account (disabled ones too), or None."""
         name = normalise_username(username)

@@ -32,6 +32,15 @@ def save_account(conn: Connection, username: str, values: dict[str, Any], now: d
     return True
 
 
+def insert_account_if_missing(conn: Connection, username: str, values: dict[str, Any], now: datetime) -> bool:
+    """Create the account unless it exists (whoever made it, even a moment ago in another
+    process); True if this call created it."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return bool(conn.execute(dialect_insert(_accounts).values(
+        {"disabled": False, **values, "username": username, "created_at": now, "updated_at": now})
+        .on_conflict_do_nothing(index_elements=[_accounts.c.username])).rowcount)
+
+
 def update_account(conn: Connection, username: str, values: dict[str, Any], now: datetime) -> bool:
     """Update the given columns of an existing account; False if there is none."""
     return bool(conn.execute(update(_accounts).where(_accounts.c.username == username)

@@ -5,6 +5,7 @@
   writer thread (the group-commit writer, docs/architecture.md).
 - `migrate(url)` / `await migrate_async(url_or_engine)` run `alembic upgrade head` with the
   migrations shipped in this package; no alembic.ini is needed. The app migrates itself at start-up.
+  On PostgreSQL a migration holds an advisory lock, so processes starting at once never race.
 
 SQLite settings, on every new connection: WAL journal, synchronous=NORMAL, foreign keys on, a busy
 timeout. The pysqlite driver's own transaction handling is switched off and SQLAlchemy emits BEGIN
@@ -29,7 +30,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 from typing import Any, overload
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -200,6 +201,10 @@ def _run_alembic(sync_conn: Connection, fn: Callable[[Any], None]) -> None:
         _raw_pragma(sync_conn, "PRAGMA foreign_keys=OFF")
     try:
         with sync_conn.begin():
+            if sync_conn.dialect.name == "postgresql":
+                # Several processes (or hosts) starting at once migrate one after another: the
+                # first upgrades, the others then find the database at head and do nothing.
+                sync_conn.execute(_MIGRATION_LOCK, {"cls": MIGRATION_LOCK_CLASS})
             cfg = alembic_config()
             cfg.attributes["connection"] = sync_conn
             fn(cfg)
@@ -210,6 +215,12 @@ def _run_alembic(sync_conn: Connection, fn: Callable[[Any], None]) -> None:
     finally:
         if sqlite:
             _raw_pragma(sync_conn, "PRAGMA foreign_keys=ON")
+
+
+# A transaction advisory lock (freed at commit or rollback, also when the process dies), one per
+# database: CREATE EXTENSION in a migration is database-wide, so schemas of one database queue too.
+MIGRATION_LOCK_CLASS = 18627
+_MIGRATION_LOCK = text("SELECT pg_advisory_xact_lock(:cls, 0)")
 
 
 def _raw_pragma(sync_conn: Connection, sql: str) -> None:

@@ -511,6 +511,21 @@ class SignInThrottle(Base):
     locked_until: Mapped[datetime | None] = mapped_column()
 
 
+class AuditBudget(Base):
+    """How many audit rows each source address has caused in the current window (of refused,
+    unauthenticated posts; transport/audit_budget.py): in the database, so that every gateway
+    process spends the same budget. One row per address, reset when a new window starts; rows
+    of windows long over are pruned by the timer."""
+
+    __tablename__ = "audit_budget"
+    __table_args__ = (Index(None, "window_start"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), unique=True)  # the address, clipped
+    window_start: Mapped[datetime] = mapped_column()
+    used: Mapped[int] = mapped_column(Integer)  # audit rows written in that window
+
+
 # Core handles for the hot path.
 borrowing_requests_t: Table = BorrowingRequest.__table__  # type: ignore[assignment]
 rota_entries_t: Table = RotaEntry.__table__  # type: ignore[assignment]
@@ -526,6 +541,7 @@ outbox_t: Table = Outbox.__table__  # type: ignore[assignment]
 seen_signatures_t: Table = SeenSignature.__table__  # type: ignore[assignment]
 staff_accounts_t: Table = StaffAccount.__table__  # type: ignore[assignment]
 sign_in_throttles_t: Table = SignInThrottle.__table__  # type: ignore[assignment]
+audit_budget_t: Table = AuditBudget.__table__  # type: ignore[assignment]
 
 
 # Indexes the migrations build but the models do not declare, so that schema comparison

@@ -25,16 +25,17 @@ from ..messages import ErrorType, Fault, Inbound, MessageError, answer, decode
 from ..messages.inbound import decode_tree
 from ..messages.spec import camel
 from ..messages.tolerance import profile_repairs, tolerate
-from ..service.audit import AuditEntry, audit_step
+from ..service.audit import AuditEntry
 from ..service.borrowing import BorrowingService
 from ..service.lending import LendingService
 from ..service.writer import Writer
 from . import readiness, replay
-from .audit_budget import AuditBudget
+from . import audit_budget
+from .audit_budget import SpentWindows
 from .auth import AuthFailure, Signed, check_account, check_transport
 
 XML_TYPES = ("application/xml", "text/xml")
-AUDIT_BUDGET = web.AppKey("audit_budget", AuditBudget)
+AUDIT_BUDGET = web.AppKey("audit_budget", SpentWindows)
 log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
@@ -107,16 +108,23 @@ async def _decode(gw: IsoEndpoint, data: bytes) -> tuple[Inbound | None, bytes |
 
 
 async def _audit(request: web.Request, actor: str, event: str, text: str) -> None:
-    """An audit row for a refused post, within the per-address budget; summaries of what the
-    budget dropped are written with it."""
+    """An audit row for a refused post, within the per-address budget shared by every process
+    (audit_budget.py); summaries of what this process dropped are written with it."""
     gw = request.app[ENDPOINT]
-    source = request.remote or "unknown address"
-    admitted, dropped = request.app[AUDIT_BUDGET].admit(source, time.monotonic())
-    entries = [AuditEntry("system", "audit_dropped", d.text()) for d in dropped]
-    if admitted:
-        entries.append(AuditEntry(actor, event, text))
-    if entries:
-        await gw.writer.run(audit_step(entries, gw.clock()))
+    spent_windows = request.app[AUDIT_BUDGET]
+    source, now = request.remote or "unknown address", time.time()  # wall clock: windows are shared
+    spent, summaries = spent_windows.check(source, now)
+    if spent:
+        if summaries:
+            await gw.writer.run(audit_budget.summaries_step(summaries, gw.clock()))
+        return
+    admitted, started = await gw.writer.run(audit_budget.admit_step(
+        source, now, spent_windows.per_window, spent_windows.window, AuditEntry(actor, event, text),
+        summaries, gw.clock()))
+    if not admitted:
+        closed = spent_windows.spend(source, started)
+        if closed:
+            await gw.writer.run(audit_budget.summaries_step(closed, gw.clock()))
 
 
 async def iso18626(request: web.Request) -> web.Response:
@@ -195,12 +203,13 @@ async def _write_dropped_summaries(app: web.Application) -> None:
     gw = app[ENDPOINT]
     dropped = app[AUDIT_BUDGET].drain()
     if dropped:
-        await gw.writer.run(audit_step([AuditEntry("system", "audit_dropped", d.text()) for d in dropped], gw.clock()))
+        await gw.writer.run(audit_budget.summaries_step(dropped, gw.clock()))
 
 
 def add_routes(app: web.Application, endpoint: IsoEndpoint) -> None:
     app[ENDPOINT] = endpoint
-    app[AUDIT_BUDGET] = AuditBudget(per_window=endpoint.audit_rows_per_minute, window=60.0)
+    app[AUDIT_BUDGET] = SpentWindows(per_window=endpoint.audit_rows_per_minute,
+                                       window=audit_budget.DEFAULT_WINDOW)
     app.on_shutdown.append(_write_dropped_summaries)
     app.router.add_post("/iso18626", iso18626)
     app.router.add_get("/healthz", healthz)

@@ -40,12 +40,18 @@ def _secret_from_file(path: Path) -> str:
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = secrets.token_urlsafe(48)
-        try:  # O_EXCL: of two processes starting at once, one writes and both read the same
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole to a file of our own, then linked into place: of several processes starting
+        # at once one links and all read the same secret; none can read a file still being written.
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text + "\n")
+            os.link(draft, path)
         except FileExistsError:
             return _secret_from_file(path)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text + "\n")
+        finally:
+            draft.unlink(missing_ok=True)
     if len(text) < 32:
         raise ValueError(f"{path}: the session secret must be at least 32 characters")
     return text
