@@ -4,7 +4,7 @@
   set by "Mark as printed" on a batch of book straps or pull slips; NULL until then.
 
 Revision ID: 0012
-Revises: 0010 (the merge re-chains it after 0011)
+Revises: 0011
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0012'
-down_revision: str | Sequence[str] | None = '0010'
+down_revision: str | Sequence[str] | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
