@@ -10,8 +10,9 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..runtime import gateway_of
-from . import (borrowing_actions, borrowing_form, borrowing_list, borrowing_request, lending_pages, live, render,
-               scan, security, session, signin, slips)
+from . import (borrowing_actions, borrowing_attachments, borrowing_form, borrowing_list, borrowing_messages,
+               borrowing_parameters, borrowing_request, borrowing_rota, lending_pages, live, render, scan, security,
+               session, signin, slips)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -23,6 +24,7 @@ ROUTES: list[tuple[str, str, object]] = [
 ]
 # Modules with their own ROUTES, in this order (a fixed path before a pattern that would match it).
 PAGE_MODULES: list[object] = [borrowing_list, borrowing_form, slips, borrowing_actions, borrowing_request,
+                              borrowing_rota, borrowing_messages, borrowing_parameters, borrowing_attachments,
                               lending_pages, live, scan]
 
 
