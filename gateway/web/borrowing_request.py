@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from lxml import etree
 from sqlalchemy import select
 
 from ..store.models import history_t, raw_messages_t
@@ -16,6 +15,7 @@ from .borrowing_tabs import load, render_tab
 from .outcomes import page_id
 from .render import gw, when
 from .signin import staff_page
+from .xml_view import formatted
 
 GENERAL = (
     ("Bibliographic information", (
@@ -79,20 +79,6 @@ async def received_items(request: web.Request) -> web.StreamResponse:
 
 # --- a stored ISO message, formatted ------------------------------------------------------------
 
-# The partner wrote every byte: no DTD is loaded, no entity expanded, nothing fetched.
-SAFE_PARSER = dict(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False,
-                   remove_blank_text=True, dtd_validation=False)
-
-
-def formatted_xml(body: bytes) -> tuple[str, bool]:
-    """(text, formatted): the message pretty-printed, or its raw text when it does not parse."""
-    try:
-        root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSER))
-        return etree.tostring(root, pretty_print=True, encoding="unicode"), True
-    except (etree.XMLSyntaxError, ValueError):
-        return body.decode("utf-8", errors="replace"), False
-
-
 def _stored_message(conn: Any, request_id: int, history_id: int) -> dict[str, Any] | None:
     """The raw message a history entry of this request links to."""
     row = conn.execute(
@@ -111,7 +97,7 @@ async def history_message(request: web.Request) -> web.StreamResponse:
         message = await conn.run_sync(_stored_message, request_id, history_id)
     if message is None:
         raise web.HTTPNotFound(text="no stored message for this history entry")
-    text, pretty = formatted_xml(bytes(message["body"] or b""))
+    text, pretty = formatted(bytes(message["body"] or b""))
     r = await load(request, request_id)
     return await render_tab(request, r, "history", {"message": message, "xml": text, "pretty": pretty},
                             template="borrowing/history_message.html")
