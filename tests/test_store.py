@@ -436,6 +436,9 @@ def _sample_rows(conn: Any) -> dict[str, dict[str, Any]]:
                            "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", "disabled": True,
                            "created_at": NOW, "updated_at": t, "last_sign_in_at": t},
         "sign_in_throttles": {"username": "jo", "failures": 3, "window_started_at": NOW, "locked_until": t},
+        "staff_views": {"username": "jo", "name": "Needs attention ✓", "query": "needs_attention=true&sort=title",
+                        "created_at": t},
+        "staff_preferences": {"username": "jo", "list_query": "status=CREATED", "updated_at": t},
     }
 
 
@@ -458,7 +461,7 @@ def test_sample_rows_cover_every_table() -> None:
     assert set(Base.metadata.tables) == {
         "borrowing_requests", "rota_entries", "lending_requests", "raw_messages", "history",
         "general_messages", "notes", "received_items", "attachments", "parameters", "outbox",
-        "seen_signatures", "staff_accounts", "sign_in_throttles"}
+        "seen_signatures", "staff_accounts", "sign_in_throttles", "staff_views", "staff_preferences"}
 
 
 async def test_orm_round_trip_of_all_tabs_with_version_check(engine: AsyncEngine) -> None:
