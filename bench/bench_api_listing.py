@@ -90,7 +90,8 @@ QUERIES = [
     ("q + status + sort title", "q=garden&status=COMPLETED&sort=title"),
     ("deep page offset 50000", "offset=50000&sort=created_at"),
     ("pickup location (staff list facet)", "pickup_location=Law%20library"),
-    ("with costs + unread messages", "has_costs=false&unread_messages=false"),
+    ("unread partner messages", "unread_messages=true"),
+    ("with costs", "has_costs=true"),
     ("sorted by due date", "sort=-due_date"),
 ]
 

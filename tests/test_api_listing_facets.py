@@ -22,10 +22,10 @@ async def data(db_url, aiohttp_client):
     api = await start_api(aiohttp_client, db_url, clock=clock)
     specs = [
         dict(partners=[P1], pickup_location="Main desk", requested_media="Book", level_of_service="Normal"),
-        dict(partners=[P2], pickup_location="Main desk", requested_media="Book"),
+        dict(partners=[P2], pickup_location="Main desk", requested_media="Book", needed_by="2027-02-01"),
         dict(partners=[P1], pickup_location="Law library", level_of_service="Rush", maximum_fee="12.50", willing_to_pay=True,
              currency="EUR"),
-        dict(partners=[P2], pickup_location="Law library", format="Digital"),
+        dict(partners=[P2], pickup_location="Law library", format="Digital", needed_by="2027-01-10"),
     ]
     made = []
     for spec in specs:
@@ -102,3 +102,20 @@ async def test_sort_by_due_date_and_bad_values(data):
                          ("pickup_location=", "pickup_location")):
         status, body = await api.get(f"{BR}?{query}")
         assert status == 422 and error_code(body) == "invalid_field" and body["error"]["field"] == field
+
+
+@pytest.mark.parametrize("sort", ["needed_by", "-needed_by", "due_date", "-due_date"])
+async def test_date_sorts_page_the_same_with_and_without_filters(data, sort):
+    """Without filters a date sort reads the dated rows from the date's index, then the rest by
+    id; with filters it sorts the matches (NULLs last): page by page, the same order."""
+    api, rid = data
+    for limit in (1, 2, 3):
+        for offset in range(5):
+            plain = await listing(api, f"sort={sort}&limit={limit}&offset={offset}")
+            filtered = await listing(api, f"sort={sort}&limit={limit}&offset={offset}&created_from=2000-01-01")
+            assert [i["id"] for i in plain["items"]] == [i["id"] for i in filtered["items"]], (limit, offset)
+    every = [i["id"] for i in (await listing(api, f"sort={sort}"))["items"]]
+    if sort == "needed_by":
+        assert every == [rid[3], rid[1], rid[0], rid[2]]  # dated first, then the rest by id
+    if sort == "-needed_by":
+        assert every == [rid[1], rid[3], rid[2], rid[0]]

@@ -212,9 +212,13 @@ def _iso(value: Any) -> Any:
     return value
 
 
-def _order(column: Any, descending: bool, id_column: Any) -> list[Any]:
+NULLS_LAST = ("needed_by", "title", "due_date")
+
+
+def _order(column: Any, descending: bool, id_column: Any, nulls_last: bool | None = None) -> list[Any]:
+    """`nulls_last`: by default when the column is one of NULLS_LAST (say so for a CTE's column)."""
     order = [column.desc() if descending else column.asc(), id_column.desc() if descending else id_column.asc()]
-    if column.key in ("needed_by", "title", "due_date"):  # NULLs last either way
+    if column.key in NULLS_LAST if nulls_last is None else nulls_last:  # NULLs last either way
         order.insert(0, case((column.is_(None), 1), else_=0))
     return order
 
@@ -230,9 +234,7 @@ def list_requests(conn: Connection, filters: Filters, page: Page) -> dict[str, A
     descending = page.sort.startswith("-")
     sort_column = SORTS[page.sort.lstrip("-")]
     if filters.is_empty():
-        ids = (select(br.c.id).order_by(*_order(sort_column, descending, br.c.id))
-               .limit(page.limit).offset(page.offset))
-        found = list(conn.execute(ids).scalars())
+        found = _unfiltered_page(conn, page, sort_column, descending)
         if page.facets:
             facets, total = _unfiltered_facets(conn, page.facet_limit)
         else:
@@ -246,6 +248,25 @@ def list_requests(conn: Connection, filters: Filters, page: Page) -> dict[str, A
     if facets is not None:
         out["facets"] = facets
     return out
+
+
+def _unfiltered_page(conn: Connection, page: Page, sort_column: Any, descending: bool) -> list[int]:
+    """The page's ids in sort order. For the dates (NULLs last), the rows with a date come
+    straight from the date's index and then those without, by id: the same order as `_order`
+    without sorting the whole table for it."""
+    if sort_column.key not in ("needed_by", "due_date"):
+        return list(conn.execute(select(br.c.id).order_by(*_order(sort_column, descending, br.c.id))
+                                 .limit(page.limit).offset(page.offset)).scalars())
+    by_id = br.c.id.desc() if descending else br.c.id.asc()
+    found = list(conn.execute(
+        select(br.c.id).where(sort_column.is_not(None))
+        .order_by(sort_column.desc() if descending else sort_column.asc(), by_id)
+        .limit(page.limit).offset(page.offset)).scalars())
+    if len(found) < page.limit:
+        dated = conn.execute(select(func.count()).select_from(br).where(sort_column.is_not(None))).scalar_one()
+        found += conn.execute(select(br.c.id).where(sort_column.is_(None)).order_by(by_id)
+                              .limit(page.limit - len(found)).offset(max(0, page.offset - dated))).scalars()
+    return found
 
 
 def _filtered(conn: Connection, filters: Filters, page: Page, sort_column: Any,
@@ -265,8 +286,8 @@ def _filtered(conn: Connection, filters: Filters, page: Page, sort_column: Any,
     def counts(part: int, *where: Any) -> Any:
         return select(literal(part), null(), *blanks, null(), func.count()).select_from(matches).where(*where)
 
-    window = (select(m.id).order_by(*_order(m.k, descending, m.id)).limit(page.limit).offset(page.offset)
-              .subquery("window"))
+    window = (select(m.id).order_by(*_order(m.k, descending, m.id, sort_column.key in NULLS_LAST))
+              .limit(page.limit).offset(page.offset).subquery("window"))
     page_rows = select(literal(1).label("part"), window.c.id, *blanks, null().label("requester"),
                        literal(0).label("n"))
     if page.facets:
