@@ -23,8 +23,8 @@ async def data(db_url, aiohttp_client):
     specs = [
         dict(partners=[P1], pickup_location="Main desk", requested_media="Book", level_of_service="Normal"),
         dict(partners=[P2], pickup_location="Main desk", requested_media="Book", needed_by="2027-02-01"),
-        dict(partners=[P1], pickup_location="Law library", level_of_service="Rush", maximum_fee="12.50", willing_to_pay=True,
-             currency="EUR"),
+        dict(partners=[P1], pickup_location="Law library", level_of_service="Rush", maximum_fee="12.50",
+             willing_to_pay=True, currency="EUR"),
         dict(partners=[P2], pickup_location="Law library", format="Digital", needed_by="2027-01-10"),
     ]
     made = []

@@ -19,9 +19,11 @@ def test_a_query_is_written_back_in_one_order_without_defaults():
                                         ("has_notes", "true"), ("order", "desc"), ("page", "3"),
                                         ("status", "CREATED"), ("unknown", "x")]))
     assert chosen.query_string() == "q=river+war&status=LOCATE_FAILED&status=CREATED&has_notes=true&sort=title&page=3"
-    assert chosen.query_string(with_page=False) == "q=river+war&status=LOCATE_FAILED&status=CREATED&has_notes=true&sort=title"
+    assert chosen.query_string(with_page=False) == \
+        "q=river+war&status=LOCATE_FAILED&status=CREATED&has_notes=true&sort=title"
     filters = chosen.filters()
-    assert filters.status == ["LOCATE_FAILED", "CREATED"] and filters.has_notes is True and filters.q == ["river", "war"]
+    assert filters.status == ["LOCATE_FAILED", "CREATED"] and filters.has_notes is True
+    assert filters.q == ["river", "war"]
     page = chosen.page_of()
     assert (page.sort, page.limit, page.offset) == ("-title", 25, 50)
     assert ListQuery.parse(MultiDict()).query_string() == ""

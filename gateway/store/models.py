@@ -107,9 +107,10 @@ class BorrowingRequest(Base):
         # rota filter and deep pages are answered by index-only scans instead of reading the wide
         # rows; empty (`WHERE false`) on SQLite, which has the covering index above. Free text on
         # PostgreSQL uses a trigram index that 0004 builds when pg_trgm can be installed.
-        Index("ix_borrowing_requests_facets", "status", "active_partner", "format", "needs_attention",
-              postgresql_include=["requester", "created_at", "updated_at", "needed_by", "id",
-                                  *LISTING_FACET_COLUMNS[4:], "due_date"],
+        # Migration 0011 made the staff page's facet columns keys too (requested media .. maximum
+        # fee): grouped in index order, with no sort (INCLUDEd they needed an incremental sort).
+        Index("ix_borrowing_requests_facets", *LISTING_FACET_COLUMNS,
+              postgresql_include=["requester", "created_at", "updated_at", "needed_by", "id", "due_date"],
               sqlite_where=text("false")),
     )
 

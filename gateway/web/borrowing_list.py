@@ -80,7 +80,8 @@ async def show(request: web.Request, chosen: ListQuery, *, problem: BadQuery | N
     today, days = g.clock().date(), g.config.web.due_soon_days
     rows = [row_view(item, names, today, days) for item in data["items"]]
     total, first = data["total"], data["offset"] + 1
-    saved = [(view, stored(view.query)) for view in await g.views.views(staff_of(request).username)]  # type: ignore[union-attr]
+    views = await g.views.views(staff_of(request).username)  # type: ignore[union-attr]
+    saved = [(view, stored(view.query)) for view in views]
     return await render(request, "borrowing/list.html", {
         "chosen": chosen, "rows": rows, "total": total, "first": first, "last": data["offset"] + len(rows),
         "previous_url": chosen.url(page=chosen.page - 1) if chosen.page > 1 else None,
