@@ -89,6 +89,10 @@ QUERIES = [
     ("free text q=river", "q=river"),
     ("q + status + sort title", "q=garden&status=COMPLETED&sort=title"),
     ("deep page offset 50000", "offset=50000&sort=created_at"),
+    ("pickup location (staff list facet)", "pickup_location=Law%20library"),
+    ("unread partner messages", "unread_messages=true"),
+    ("with costs", "has_costs=true"),
+    ("sorted by due date", "sort=-due_date"),
 ]
 
 

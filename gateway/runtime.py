@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .config import Config, lending_policy
 from .service import borrowing_delivery, lending_delivery
 from .service.accounts import AccountService
+from .service.views import ViewService
 from .service.borrowing import BorrowingService, utc_now
 from .service.context import ServiceContext
 from .service.lending import LendingService
@@ -55,12 +56,16 @@ class Gateway:
     breakers: PartnerBreakers | None = None
     # Staff accounts of the staff pages (service/accounts.py).
     accounts: AccountService | None = None
+    # Staff members' borrowing list views (service/views.py).
+    views: ViewService | None = None
 
     def __post_init__(self) -> None:
         if self.breakers is None:
             self.breakers = breakers_for(self.config)
         if self.accounts is None:
             self.accounts = AccountService(self.writer, self.config.accounts, self.clock)
+        if self.views is None:
+            self.views = ViewService(self.writer, self.clock)
 
     @classmethod
     def create(cls, config: Config, clock: Callable[[], datetime] = utc_now) -> "Gateway":

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.core.mutations import OperatorKind
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -219,6 +221,34 @@ OPERATIONS = [(method.upper(), path) for path, item in document()["paths"].items
               if method in ("get", "post", "put", "patch", "delete")]
 
 
+def _negation_lost_on_the_way(case, definition: dict[str, Any]) -> bool:
+    """Whether every negation of a generated case is undone before the server sees it: a
+    missing or broken Authorization header (every call here sends the admin key), or a free-text
+    query value whose type became a number (the same text on the wire). Schemathesis forgives the
+    second only when no other part of the case is negated, and the first is such a part."""
+    mutations = getattr(case.meta.phase.data, "mutations", None) if case.meta is not None else None
+    if not mutations:
+        return False
+    text = {p["name"] for p in definition.get("parameters", []) if p.get("in") == "query" and _free_text(p["schema"])}
+    for m in mutations:
+        names = {str(m.parameter or "").lower(), str(m.original_value or "").lower()}
+        if m.parameter_location is ParameterLocation.HEADER and "authorization" in names:
+            continue
+        if (m.parameter_location is ParameterLocation.QUERY and m.operator is OperatorKind.CHANGE_TYPE
+                and m.parameter in text and m.new_value in ("integer", "number")):
+            continue
+        return False
+    return True
+
+
+def _free_text(schema: dict[str, Any]) -> bool:
+    """A string (or array of strings) any number's text satisfies: no enum, format, nor a pattern
+    other than "no commas, spaces or NULs"."""
+    item = schema.get("items", {}) if schema.get("type") == "array" else schema
+    return (item.get("type") == "string" and "enum" not in item and "format" not in item
+            and item.get("pattern") in (None, r"^[^,\s\x00][^,\x00]*$"))
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 @pytest.mark.parametrize("method, path", OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_api_conforms_and_never_fails(live_schema, method, path, mode):
@@ -234,6 +264,8 @@ def test_api_conforms_and_never_fails(live_schema, method, path, mode):
         if method == "GET" and path == "/api/v1/events":
             case.headers = {**(case.headers or {}), "Accept": "application/json"}  # not the endless stream
         excluded = [positive_data_acceptance] if mode is GenerationMode.POSITIVE and (method, path) in CONTEXTUAL else []
+        if mode is GenerationMode.NEGATIVE and _negation_lost_on_the_way(case, operation.definition.raw):
+            excluded.append(negative_data_rejection)
         response = case.call(headers=headers, timeout=30)
         if response.status_code == 400 and len(response.request.url) > MAX_REQUEST_LINE:
             return  # aiohttp's HTTP parser refused the request line: a transport limit, before the API

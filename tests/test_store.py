@@ -438,6 +438,9 @@ def _sample_rows(conn: Any) -> dict[str, dict[str, Any]]:
                            "created_at": NOW, "updated_at": t, "last_sign_in_at": t},
         "sign_in_throttles": {"username": "jo", "failures": 3, "window_started_at": NOW, "locked_until": t},
         "audit_budget": {"source": "192.0.2.7", "window_start": NOW, "used": 61},
+        "staff_views": {"username": "jo", "name": "Needs attention ✓", "query": "needs_attention=true&sort=title",
+                        "created_at": t},
+        "staff_preferences": {"username": "jo", "list_query": "status=CREATED", "updated_at": t},
     }
 
 
@@ -460,7 +463,8 @@ def test_sample_rows_cover_every_table() -> None:
     assert set(Base.metadata.tables) == {
         "borrowing_requests", "rota_entries", "lending_requests", "raw_messages", "history",
         "general_messages", "notes", "received_items", "attachments", "parameters", "outbox",
-        "seen_signatures", "staff_accounts", "sign_in_throttles", "audit_budget"}
+        "seen_signatures", "staff_accounts", "sign_in_throttles", "audit_budget", "staff_views",
+        "staff_preferences"}
 
 
 async def test_orm_round_trip_of_all_tabs_with_version_check(engine: AsyncEngine) -> None:

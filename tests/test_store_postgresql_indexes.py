@@ -112,3 +112,16 @@ def test_the_search_expression_is_the_one_the_index_is_built_on() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert str(SEARCH_TEXT) == module.SEARCH_TEXT
+
+
+async def test_the_staff_lists_new_facets_read_narrow_indexes_only(engine: AsyncEngine) -> None:
+    """Migration 0011: requested media, pickup location, level of service and maximum fee are
+    INCLUDEd in the facets index; unread messages come from a partial index."""
+    _postgresql_only(engine)
+    from gateway.api.queries import _row_facet_columns, unread_request_ids
+
+    c = br.c
+    columns = _row_facet_columns(c, c.maximum_fee)
+    assert "Index Only Scan using ix_borrowing_requests_facets" in await _plan(
+        engine, select(*columns, func.count()).group_by(*columns))
+    assert "ix_general_messages_unread" in await _plan(engine, unread_request_ids())

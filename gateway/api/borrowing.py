@@ -40,6 +40,7 @@ from .fields import (
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
 LIST_PARAMS = frozenset({
     "status", "partner", "active_partner", "requester", "format", "needs_attention", "q",
+    "requested_media", "pickup_location", "level_of_service", "unread_messages", "has_costs", "has_notes",
     "created_from", "created_to", "updated_from", "updated_to", "needed_by_from", "needed_by_to",
     "limit", "offset", "sort", "facets", "facet_limit",
 })
@@ -64,7 +65,8 @@ async def respond_request(request: web.Request, request_id: int, status: int = 2
 
 def parse_filters(params: dict[str, list[str]]) -> q.Filters:
     f = q.Filters()
-    for name in ("status", "partner", "active_partner", "requester", "format"):
+    for name in ("status", "partner", "active_partner", "requester", "format", "requested_media", "pickup_location",
+                 "level_of_service"):
         values = [v.strip() for raw in params.get(name, []) for v in raw.split(",")]
         if len(values) > 50:
             raise ApiError(422, "invalid_field", "at most 50 values", name)
@@ -78,7 +80,8 @@ def parse_filters(params: dict[str, list[str]]) -> q.Filters:
         if name == "format":
             values = [parse_field("format", v, name) for v in values]
         setattr(f, name, values)
-    f.needs_attention = bool_param(params, "needs_attention")
+    for name in ("needs_attention", "unread_messages", "has_costs", "has_notes"):
+        setattr(f, name, bool_param(params, name))
     for name in ("created", "updated"):
         low, high = one(params, f"{name}_from"), one(params, f"{name}_to")
         if low:

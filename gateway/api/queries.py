@@ -34,8 +34,16 @@ SORTS = {
     "needed_by": br.c.needed_by,
     "status": br.c.status,
     "title": br.c.title,
+    "due_date": br.c.due_date,
 }
-FACETS = ("status", "active_partner", "needs_attention", "format", "requester")
+# Facets counted from the request row's own listing columns, grouped together (their counts add
+# up to the total); `has_costs` is `maximum_fee IS NOT NULL`, folded from the fee in Python.
+ROW_FACETS = ("status", "active_partner", "format", "needs_attention", "requested_media", "pickup_location",
+              "level_of_service", "has_costs")
+# Facets counted from other tables: requests with an unread incoming message, with a staff note.
+LINKED_FACETS = ("unread_messages", "has_notes")
+FACETS = (*ROW_FACETS, *LINKED_FACETS, "requester")
+BOOLEAN_FACETS = ("needs_attention", "has_costs", "unread_messages", "has_notes")
 TEXT_COLUMNS = (br.c.title, br.c.author, br.c.isbn, br.c.issn, br.c.oclc_number, br.c.external_id)
 # PostgreSQL searches `q` words in the text columns joined with spaces: one ILIKE a word instead
 # of six, and the expression migration 0004's trigram index is built on (keep the two the same,
@@ -53,7 +61,13 @@ class Filters:
     active_partner: list[str] = field(default_factory=list)
     requester: list[str] = field(default_factory=list)
     format: list[str] = field(default_factory=list)
+    requested_media: list[str] = field(default_factory=list)
+    pickup_location: list[str] = field(default_factory=list)
+    level_of_service: list[str] = field(default_factory=list)
     needs_attention: bool | None = None
+    unread_messages: bool | None = None  # has an incoming general message nobody marked read
+    has_costs: bool | None = None  # a maximum fee is set
+    has_notes: bool | None = None  # has a staff note
     created_from: datetime | None = None
     created_to: datetime | None = None  # exclusive
     updated_from: datetime | None = None
@@ -63,9 +77,11 @@ class Filters:
     q: list[str] = field(default_factory=list)  # words; each must match one text column
 
     def is_empty(self) -> bool:
-        return not any((self.status, self.partner, self.active_partner, self.requester, self.format, self.q)) and all(
-            v is None for v in (self.needs_attention, self.created_from, self.created_to, self.updated_from,
-                                self.updated_to, self.needed_by_from, self.needed_by_to))
+        return not any((self.status, self.partner, self.active_partner, self.requester, self.format,
+                        self.requested_media, self.pickup_location, self.level_of_service, self.q)) and all(
+            v is None for v in (self.needs_attention, self.unread_messages, self.has_costs, self.has_notes,
+                                self.created_from, self.created_to, self.updated_from, self.updated_to,
+                                self.needed_by_from, self.needed_by_to))
 
     def clauses(self, dialect: str = "sqlite") -> list[ColumnElement[bool]]:
         c = br.c
@@ -78,8 +94,17 @@ class Filters:
             where.append(c.requester.in_(self.requester))
         if self.format:
             where.append(c.format.in_(self.format))
+        for column, values in ((c.requested_media, self.requested_media), (c.pickup_location, self.pickup_location),
+                               (c.level_of_service, self.level_of_service)):
+            if values:
+                where.append(column.in_(values))
         if self.needs_attention is not None:
             where.append(c.needs_attention == (true() if self.needs_attention else false()))
+        if self.has_costs is not None:
+            where.append(c.maximum_fee.is_not(None) if self.has_costs else c.maximum_fee.is_(None))
+        for wanted, ids in ((self.unread_messages, unread_request_ids()), (self.has_notes, noted_request_ids())):
+            if wanted is not None:
+                where.append((c.id + 0).in_(ids) if wanted else (c.id + 0).not_in(ids))
         if self.partner:
             # `id + 0`: test membership while scanning (an index), instead of fetching each
             # listed id's wide row by primary key; the same result, far fewer page reads.
@@ -104,6 +129,19 @@ class Filters:
             else:
                 where.append(SEARCH_TEXT.ilike(pattern, escape=escape))
         return where
+
+
+def unread_request_ids() -> Any:
+    """Requests with an incoming general message nobody marked read (a small partial index,
+    migration 0011: only unread rows are in it)."""
+    m = general_messages_t
+    # 'in' as a literal: SQLite uses a partial index only when the query repeats its terms.
+    return select(m.c.request_id).where(m.c.request_id.is_not(None), m.c.direction == literal_column("'in'"),
+                                        m.c.read_at.is_(None))
+
+
+def noted_request_ids() -> Any:
+    return select(notes_t.c.request_id).where(notes_t.c.request_id.is_not(None))
 
 
 def _escape(word: str) -> str:
@@ -174,9 +212,13 @@ def _iso(value: Any) -> Any:
     return value
 
 
-def _order(column: Any, descending: bool, id_column: Any) -> list[Any]:
+NULLS_LAST = ("needed_by", "title", "due_date")
+
+
+def _order(column: Any, descending: bool, id_column: Any, nulls_last: bool | None = None) -> list[Any]:
+    """`nulls_last`: by default when the column is one of NULLS_LAST (say so for a CTE's column)."""
     order = [column.desc() if descending else column.asc(), id_column.desc() if descending else id_column.asc()]
-    if column.key in ("needed_by", "title"):  # NULLs last either way
+    if column.key in NULLS_LAST if nulls_last is None else nulls_last:  # NULLs last either way
         order.insert(0, case((column.is_(None), 1), else_=0))
     return order
 
@@ -192,12 +234,11 @@ def list_requests(conn: Connection, filters: Filters, page: Page) -> dict[str, A
     descending = page.sort.startswith("-")
     sort_column = SORTS[page.sort.lstrip("-")]
     if filters.is_empty():
-        ids = (select(br.c.id).order_by(*_order(sort_column, descending, br.c.id))
-               .limit(page.limit).offset(page.offset))
-        found = list(conn.execute(ids).scalars())
-        facets = _unfiltered_facets(conn, page.facet_limit) if page.facets else None
-        total = sum(f["count"] for f in facets["status"]) if facets else conn.execute(
-            select(func.count()).select_from(br)).scalar_one()
+        found = _unfiltered_page(conn, page, sort_column, descending)
+        if page.facets:
+            facets, total = _unfiltered_facets(conn, page.facet_limit)
+        else:
+            facets, total = None, conn.execute(select(func.count()).select_from(br)).scalar_one()
     else:
         found, facets, total = _filtered(conn, filters, page, sort_column, descending)
     rows = {r.id: dict(r._mapping) for r in conn.execute(select(*SUMMARY_COLUMNS).where(br.c.id.in_(found)))} \
@@ -209,50 +250,93 @@ def list_requests(conn: Connection, filters: Filters, page: Page) -> dict[str, A
     return out
 
 
+def _unfiltered_page(conn: Connection, page: Page, sort_column: Any, descending: bool) -> list[int]:
+    """The page's ids in sort order. For the dates (NULLs last), the rows with a date come
+    straight from the date's index and then those without, by id: the same order as `_order`
+    without sorting the whole table for it."""
+    if sort_column.key not in ("needed_by", "due_date"):
+        return list(conn.execute(select(br.c.id).order_by(*_order(sort_column, descending, br.c.id))
+                                 .limit(page.limit).offset(page.offset)).scalars())
+    by_id = br.c.id.desc() if descending else br.c.id.asc()
+    found = list(conn.execute(
+        select(br.c.id).where(sort_column.is_not(None))
+        .order_by(sort_column.desc() if descending else sort_column.asc(), by_id)
+        .limit(page.limit).offset(page.offset)).scalars())
+    if len(found) < page.limit:
+        dated = conn.execute(select(func.count()).select_from(br).where(sort_column.is_not(None))).scalar_one()
+        found += conn.execute(select(br.c.id).where(sort_column.is_(None)).order_by(by_id)
+                              .limit(page.limit - len(found)).offset(max(0, page.offset - dated))).scalars()
+    return found
+
+
 def _filtered(conn: Connection, filters: Filters, page: Page, sort_column: Any,
               descending: bool) -> tuple[list[int], dict[str, Any] | None, int]:
     c = br.c
     where = filters.clauses(conn.dialect.name)
     matches = (
-        select(c.id, sort_column.label("k"), c.status, c.active_partner, c.format, c.needs_attention, c.requester)
+        select(c.id, sort_column.label("k"), *_row_facet_columns(c, c.maximum_fee.is_not(None).label("has_costs")),
+               c.requester)
         .where(*where).cte("matches")
         .prefix_with("MATERIALIZED", dialect="sqlite").prefix_with("MATERIALIZED", dialect="postgresql")
     )
     m = matches.c
-    window = (select(m.id).order_by(*_order(m.k, descending, m.id)).limit(page.limit).offset(page.offset)
-              .subquery("window"))
-    page_rows = select(literal(1).label("part"), window.c.id, null().label("status"), null().label("partner"),
-                       null().label("format"), null().label("attention"), null().label("requester"),
+    columns = _row_facet_columns(m, m.has_costs)
+    blanks = [null().label(f"f{i}") for i in range(len(columns))]
+
+    def counts(part: int, *where: Any) -> Any:
+        return select(literal(part), null(), *blanks, null(), func.count()).select_from(matches).where(*where)
+
+    window = (select(m.id).order_by(*_order(m.k, descending, m.id, sort_column.key in NULLS_LAST))
+              .limit(page.limit).offset(page.offset).subquery("window"))
+    page_rows = select(literal(1).label("part"), window.c.id, *blanks, null().label("requester"),
                        literal(0).label("n"))
     if page.facets:
-        # part 0: the four low-cardinality facets grouped together (summed per facet below; their
-        # counts add up to the total); part 2: the top requesters.
-        groups = (select(literal(0).label("part"), null().label("id"), m.status, m.active_partner, m.format,
-                         m.needs_attention, null().label("requester"), func.count().label("n"))
-                  .group_by(m.status, m.active_partner, m.format, m.needs_attention))
+        # part 0: the row facets grouped together (summed per facet below; their counts add up to
+        # the total); part 2: the top requesters; parts 3 and 4: the linked facets' "yes" counts.
+        groups = select(literal(0), null(), *columns, null(), func.count()).group_by(*columns)
         top = (select(m.requester, func.count().label("n")).group_by(m.requester)
                .order_by(func.count().desc(), m.requester).limit(page.facet_limit).subquery("top"))
-        parts = [page_rows, groups, select(literal(2).label("part"), null().label("id"), null(), null(), null(),
-                                           null(), top.c.requester, top.c.n)]
+        parts = [page_rows, groups, select(literal(2), null(), *blanks, top.c.requester, top.c.n),
+                 counts(3, m.id.in_(unread_request_ids())), counts(4, m.id.in_(noted_request_ids()))]
     else:
-        parts = [page_rows, select(literal(0).label("part"), null().label("id"), null(), null(), null(), null(),
-                                   null(), func.count().label("n")).select_from(matches)]
+        parts = [page_rows, counts(0)]
     found: list[int] = []
     sums: dict[str, dict[Any, int]] = {name: {} for name in FACETS}
+    linked: dict[str, int] = {}
     total = 0
-    for part, rid, status, partner, fmt, attention, requester, n in conn.execute(union_all(*parts)):
+    for part, rid, *values, requester, n in conn.execute(union_all(*parts)):
         if part == 1:
             found.append(rid)
         elif part == 2:
             sums["requester"][requester] = n
+        elif part in (3, 4):
+            linked[LINKED_FACETS[part - 3]] = n
         else:
             total += n
-            for name, value in (("status", status), ("active_partner", partner), ("format", fmt),
-                                ("needs_attention", bool(attention))):
-                sums[name][value] = sums[name].get(value, 0) + n
+            _add(sums, values, n)
     if not page.facets:
         return found, None, total
+    _add_linked(sums, linked, total)
     return found, _facets_json(sums, page.facet_limit), total
+
+
+def _row_facet_columns(cols: Any, has_costs: Any) -> list[Any]:
+    """The columns of ROW_FACETS, in the order of the listing indexes (the groups come in index order)."""
+    return [cols.status, cols.active_partner, cols.format, cols.needs_attention, cols.requested_media,
+            cols.pickup_location, cols.level_of_service, has_costs]
+
+
+def _add(sums: dict[str, dict[Any, int]], values: list[Any], n: int) -> None:
+    for name, value in zip(ROW_FACETS, values):
+        if name in BOOLEAN_FACETS:
+            value = bool(value)
+        sums[name][value] = sums[name].get(value, 0) + n
+
+
+def _add_linked(sums: dict[str, dict[Any, int]], linked: dict[str, int], total: int) -> None:
+    for name in LINKED_FACETS:
+        yes = linked.get(name, 0)
+        sums[name] = {value: n for value, n in ((True, yes), (False, total - yes)) if n}
 
 
 def _facets_json(sums: dict[str, dict[Any, int]], top: int) -> dict[str, list[dict[str, Any]]]:
@@ -266,19 +350,24 @@ def _facets_json(sums: dict[str, dict[Any, int]], top: int) -> dict[str, list[di
     return facets
 
 
-def _unfiltered_facets(conn: Connection, top: int) -> dict[str, list[dict[str, Any]]]:
+def _unfiltered_facets(conn: Connection, top: int) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """The facets and the total. The row facets group by the raw maximum fee (not `IS NOT NULL`),
+    so that the groups come straight from the listing index in its order, with no sort."""
     c = br.c
-    combined = (select(c.status, c.active_partner, c.format, c.needs_attention, func.count())
-                .group_by(c.status, c.active_partner, c.format, c.needs_attention))
+    columns = _row_facet_columns(c, c.maximum_fee)
     sums: dict[str, dict[Any, int]] = {name: {} for name in FACETS}
-    for status, partner, fmt, attention, n in conn.execute(combined):
-        for name, value in (("status", status), ("active_partner", partner), ("format", fmt),
-                            ("needs_attention", bool(attention))):
-            sums[name][value] = sums[name].get(value, 0) + n
+    total = 0
+    for *values, n in conn.execute(select(*columns, func.count()).group_by(*columns)):
+        values[-1] = values[-1] is not None
+        _add(sums, values, n)
+        total += n
     requesters = (select(c.requester, func.count()).group_by(c.requester)
                   .order_by(func.count().desc(), c.requester).limit(top))
     sums["requester"] = {r: n for r, n in conn.execute(requesters)}
-    return _facets_json(sums, top)
+    linked = {name: conn.execute(select(func.count()).select_from(ids.distinct().subquery())).scalar_one()
+              for name, ids in (("unread_messages", unread_request_ids()), ("has_notes", noted_request_ids()))}
+    _add_linked(sums, linked, total)
+    return _facets_json(sums, top), total
 
 
 # --- one request, all tabs ----------------------------------------------------------------------

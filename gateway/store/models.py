@@ -79,6 +79,14 @@ def _fk(target: str, *, nullable: bool, ondelete: str = "CASCADE") -> Any:
     return mapped_column(Id, ForeignKey(target, ondelete=ondelete), nullable=nullable)
 
 
+# The listing's facet columns, in the order the listing indexes hold them (gateway/api/queries.py).
+LISTING_FACET_COLUMNS = ("status", "active_partner", "format", "needs_attention", "requested_media",
+                         "pickup_location", "level_of_service", "maximum_fee")
+# An incoming general message nobody has marked read: the predicate of a small partial index
+# (migration 0013) that the listing's "unread messages" facet and filter read.
+UNREAD_PREDICATE = "direction = 'in' AND read_at IS NULL"
+
+
 class BorrowingRequest(Base):
     """A request we (the requesting agency) send to partners: the borrowing form's
     fields (docs/request-fields.md), plus the core's state."""
@@ -90,15 +98,19 @@ class BorrowingRequest(Base):
         # wide rows (each carries the core's state JSON). Built on SQLite only: PostgreSQL compresses
         # or moves such values out of line (TOAST), and a B-tree entry there is capped at ~2.7 KB,
         # which long titles would exceed; `WHERE false` makes it an empty partial index on PostgreSQL.
-        Index("ix_borrowing_requests_listing", "status", "active_partner", "format", "needs_attention",
-              "requester", "created_at", "updated_at", "needed_by", "title", "author", "isbn", "issn",
+        # Migration 0013 added the staff page's facet columns (requested media .. maximum fee) after
+        # needs_attention, so that all the row facets are grouped in index order.
+        Index("ix_borrowing_requests_listing", *LISTING_FACET_COLUMNS,
+              "requester", "created_at", "updated_at", "needed_by", "due_date", "title", "author", "isbn", "issn",
               "oclc_number", "external_id", postgresql_where=text("false")),
         # Its PostgreSQL counterpart (migration 0004): the narrow columns only, so that facets, the
         # rota filter and deep pages are answered by index-only scans instead of reading the wide
         # rows; empty (`WHERE false`) on SQLite, which has the covering index above. Free text on
         # PostgreSQL uses a trigram index that 0004 builds when pg_trgm can be installed.
-        Index("ix_borrowing_requests_facets", "status", "active_partner", "format", "needs_attention",
-              postgresql_include=["requester", "created_at", "updated_at", "needed_by", "id"],
+        # Migration 0013 made the staff page's facet columns keys too (requested media .. maximum
+        # fee): grouped in index order, with no sort (INCLUDEd they needed an incremental sort).
+        Index("ix_borrowing_requests_facets", *LISTING_FACET_COLUMNS,
+              postgresql_include=["requester", "created_at", "updated_at", "needed_by", "id", "due_date"],
               sqlite_where=text("false")),
     )
 
@@ -154,7 +166,7 @@ class BorrowingRequest(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     level_of_service: Mapped[str | None] = mapped_column(String(64))
     request_note: Mapped[str | None] = mapped_column(Text)
-    due_date: Mapped[datetime | None] = mapped_column()
+    due_date: Mapped[datetime | None] = mapped_column(index=True)  # the list's "due date" sort (0013)
 
     # --- bookkeeping --------------------------------------------------------------------------------
     slip_printed_at: Mapped[datetime | None] = mapped_column()  # the book strap's last "Mark as printed"
@@ -354,6 +366,8 @@ class GeneralMessage(Base):
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         Index(None, "request_id"),
         Index(None, "lending_id"),
+        Index("ix_general_messages_unread", "request_id", sqlite_where=text(UNREAD_PREDICATE),
+              postgresql_where=text(UNREAD_PREDICATE)),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -526,6 +540,32 @@ class AuditBudget(Base):
     used: Mapped[int] = mapped_column(Integer)  # audit rows written in that window
 
 
+class StaffView(Base):
+    """A named view of the borrowing requests list a staff member saved: the list's query string
+    (filters and sort), checked again each time it is opened (service/views.py)."""
+
+    __tablename__ = "staff_views"
+    __table_args__ = (UniqueConstraint("username", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffPreference(Base):
+    """What a staff member last chose on the borrowing requests list (its query string), restored
+    when they come back to the list without one."""
+
+    __tablename__ = "staff_preferences"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    list_query: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # Core handles for the hot path.
 borrowing_requests_t: Table = BorrowingRequest.__table__  # type: ignore[assignment]
 rota_entries_t: Table = RotaEntry.__table__  # type: ignore[assignment]
@@ -542,6 +582,8 @@ seen_signatures_t: Table = SeenSignature.__table__  # type: ignore[assignment]
 staff_accounts_t: Table = StaffAccount.__table__  # type: ignore[assignment]
 sign_in_throttles_t: Table = SignInThrottle.__table__  # type: ignore[assignment]
 audit_budget_t: Table = AuditBudget.__table__  # type: ignore[assignment]
+staff_views_t: Table = StaffView.__table__  # type: ignore[assignment]
+staff_preferences_t: Table = StaffPreference.__table__  # type: ignore[assignment]
 
 
 # Indexes the migrations build but the models do not declare, so that schema comparison
