@@ -132,11 +132,21 @@ def _axe_source() -> str:
 
 async def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
     """axe-core's violations of the page as it is now, of the given impacts. The script is run
-    through the DevTools protocol (page.evaluate), which the page's CSP does not govern."""
-    if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        await page.evaluate(_axe_source())
-    result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [v for v in result["violations"] if v.get("impact") in impacts]
+    through the DevTools protocol (page.evaluate), which the page's CSP does not govern. A live
+    page may reload itself (a partner answered) while the scan runs: the reloaded page is scanned."""
+    from playwright.async_api import Error
+
+    for attempt in range(5):
+        try:
+            if not await page.evaluate("typeof window.axe !== 'undefined'"):
+                await page.evaluate(_axe_source())
+            result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+            return [v for v in result["violations"] if v.get("impact") in impacts]
+        except Error as exc:
+            if "context was destroyed" not in str(exc) or attempt == 4:
+                raise
+            await page.wait_for_load_state()
+    raise AssertionError("unreachable")
 
 
 async def assert_accessible(page: Any) -> None:
