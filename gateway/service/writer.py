@@ -14,7 +14,12 @@ block a writer in WAL mode, so the loop can only wait on a lock that another pro
 the same file holds (up to the busy timeout). `sqlite_thread=True` runs the batches in a thread
 of their own for such set-ups. On PostgreSQL the same steps run on the async engine, and
 several processes may run writers side by side: optimistic version checks keep them from
-losing each other's updates.
+losing each other's updates. There the writer also runs several batches at once
+(`concurrency`, each in its own transaction on its own pooled connection): a batch decides
+without holding any lock (its requests are read, not locked), and its version-checked UPDATE
+is the first write, so a batch that lost the race to another transaction meets a `Conflict`
+at once and its steps run again, deciding on the new state. While one batch waits on the
+database (its statements, its commit), the next one decides.
 
 A batch waits a little for more steps when fewer are queued than were about at the previous
 batch (`linger`), so that the callers just answered join the next transaction.
@@ -50,6 +55,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..store.db import begin_write, is_sqlite, make_sync_engine, write_engine
 
 T = TypeVar("T")
+# Batches in flight at once on PostgreSQL: enough to keep deciding while others wait on the
+# database, few enough to leave the pool (5 + overflow) to readers and to keep groups large.
+POSTGRESQL_CONCURRENCY = 3
 Step = Callable[[Connection], T]
 log = logging.getLogger(__name__)
 
@@ -199,16 +207,19 @@ class _Checkpointer:
 
 class Writer:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 64, max_conflicts: int = 5,
-                 linger: float = 0.001, sqlite_thread: bool = False):
+                 linger: float = 0.001, sqlite_thread: bool = False, concurrency: int | None = None):
         """`linger`: how long a batch may wait for more jobs (see `_gather`). `sqlite_thread`:
-        run SQLite batches in a thread of their own instead of the event loop's (see above)."""
+        run SQLite batches in a thread of their own instead of the event loop's (see above).
+        `concurrency`: batches in flight at once; SQLite always 1 (one writer anyway),
+        PostgreSQL `POSTGRESQL_CONCURRENCY` unless given."""
         self.engine = engine
         self.max_batch = max_batch
         self.linger = linger
         self.max_conflicts = max_conflicts
+        self.concurrency = 1 if is_sqlite(engine) else max(1, concurrency or POSTGRESQL_CONCURRENCY)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._inflight: list[_Job] = []  # the batch being run, for close()
-        self._arrival: asyncio.Future | None = None  # the writer waits on it for more jobs
+        self._inflight: dict[int, list[_Job]] = {}  # the batches being run, by lane, for close()
+        self._arrival: asyncio.Future | None = None  # lingering lanes wait on it for more jobs
         self._task: asyncio.Task | None = None
         self._sync_engine = make_sync_engine(engine.url) if is_sqlite(engine) else None
         self._inline = self._sync_engine is not None and not sqlite_thread
@@ -217,6 +228,7 @@ class Writer:
         self._connection: Connection | None = None  # SQLite: kept across batches (see _transaction)
         self.batches = 0  # for tests and benchmarks
         self.steps = 0
+        self.conflicts = 0  # batches or steps that met a newer version and ran again
 
     async def start(self) -> None:
         # A writer that is made but never started (or closed) must leave no thread behind.
@@ -236,10 +248,10 @@ class Writer:
         # Nobody may wait forever on a writer that has stopped: a batch cut short by the
         # cancellation, or jobs still queued, are failed (their transaction never committed,
         # or committed without its caller knowing: the caller treats it like a crash).
-        for job in [*self._inflight, *self._drain()]:
+        for job in [*(job for jobs in self._inflight.values() for job in jobs), *self._drain()]:
             if not job.future.done():
                 job.future.set_exception(ConnectionError("the writer stopped before this step was answered"))
-        self._inflight = []
+        self._inflight = {}
         if self._thread is not None:
             self._thread.shutdown(wait=True)
             self._thread = None
@@ -268,13 +280,25 @@ class Writer:
         return jobs
 
     async def _loop(self) -> None:
+        if self.concurrency == 1:
+            return await self._lane(0)
+        lanes = [asyncio.create_task(self._lane(n), name=f"gateway-writer-{n}") for n in range(self.concurrency)]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+
+    async def _lane(self, lane: int) -> None:
+        """Take a batch from the queue, run it, and again; several lanes share the queue."""
         busy = 1  # callers seen around the previous batch: its jobs and those queued meanwhile
         while True:
             jobs = [await self._queue.get()]
-            self._inflight = jobs
+            self._inflight[lane] = jobs
             await self._gather(jobs, busy)
             await self._run_batch(jobs)
-            self._inflight = []
+            del self._inflight[lane]
             busy = len(jobs) + self._queue.qsize()
 
     async def _gather(self, jobs: list[_Job], expected: int) -> None:
@@ -291,9 +315,11 @@ class Writer:
             elif len(jobs) >= expected or loop.time() >= deadline:
                 return
             else:
-                self._arrival = loop.create_future()
-                timer = loop.call_at(deadline, _resolve, self._arrival)
-                await self._arrival
+                if self._arrival is None or self._arrival.done():  # lanes lingering at once share it
+                    self._arrival = loop.create_future()
+                arrival = self._arrival
+                timer = loop.call_at(deadline, _resolve, arrival)
+                await arrival
                 timer.cancel()
 
     def _transaction(self, steps: list[Step], whole: bool = False) -> list[Outcome]:
@@ -331,6 +357,7 @@ class Writer:
         try:
             return await self._execute(steps, whole=True)
         except Exception as exc:  # noqa: BLE001 - the steps run again, each on its own
+            self.conflicts += isinstance(exc, Conflict)
             log.debug("batch of %d steps failed (%r); running them the usual way", len(steps), exc)
             return None
 
@@ -355,6 +382,7 @@ class Writer:
                 continue
             if not ok and isinstance(value, Conflict) and job.attempts < self.max_conflicts:
                 job.attempts += 1
+                self.conflicts += 1
                 self._queue.put_nowait(job)
             elif ok:
                 job.future.set_result(value)

@@ -21,7 +21,7 @@ from functools import cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, cast, column, exists, func, insert, or_, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -225,12 +225,17 @@ class RequestUpdate:
 
 
 def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
-    """Several version-checked updates, one executemany per set of columns.
+    """Several version-checked updates, one statement per set of columns.
 
-    False if some row was not at its expected version. Drivers that cannot count the rows of
-    an executemany (asyncpg) are checked only for single updates, so hold the rows first
-    (`SELECT ... FOR UPDATE`; SQLite's write transaction holds them anyway).
+    False if some row was not at its expected version (another transaction moved it on). SQLite
+    runs an executemany and counts its rows. PostgreSQL's driver (asyncpg) cannot count the rows
+    of an executemany, so there each set is one `UPDATE ... FROM (VALUES ...) RETURNING id`,
+    which says which rows it changed. (Two transactions that update the same two requests in
+    opposite orders may deadlock; PostgreSQL then fails one of them, whose steps the writer runs
+    again one by one.)
     """
+    if conn.dialect.name == "postgresql":
+        return _update_requests_returning(conn, updates)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for u in updates:
         _check_values(u.values)
@@ -241,6 +246,30 @@ def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
     for columns, rows in groups.items():
         changed = _update_requests_stmt(columns).executemany(conn, rows)
         if (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(rows):
+            return False
+    return True
+
+
+def _update_requests_returning(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for u in sorted(updates, key=lambda u: u.request_id):
+        _check_values(u.values)
+        params = {**u.values, "updated_at": u.now}
+        groups.setdefault(tuple(sorted(params)), []).append(
+            {**params, "_id": u.request_id, "_version": u.version, "_new_version": u.new_version})
+    for columns, rows in groups.items():
+        given = values(*(column(name, _req.c[name].type) for name in columns),
+                       column("_id", _req.c.id.type), column("_version", _req.c.version.type),
+                       column("_new_version", _req.c.version.type), name="given")
+        given = given.data([tuple(row[name] for name in (*columns, "_id", "_version", "_new_version"))
+                            for row in rows])
+        stmt = (update(_req)
+                .where(_req.c.id == given.c._id, _req.c.version == given.c._version)
+                # (cast: a column that is NULL in every row would come out of VALUES as text)
+                .values({**{name: cast(given.c[name], _req.c[name].type) for name in columns},
+                         "version": given.c._new_version})
+                .returning(_req.c.id))
+        if len(conn.execute(stmt).all()) != len(rows):
             return False
     return True
 
