@@ -3,7 +3,9 @@
 A step is a plain function of a SQLAlchemy `Connection`. The writer queues steps, runs up to
 `max_batch` of them in one transaction, each inside its own savepoint, commits, and only then
 answers each caller. A step that raises rolls back alone; its neighbours still commit. A step
-that raises `Conflict` (another process changed the row first) is run again in the next batch.
+that raises `Conflict` (another transaction changed the row first) is run again at once in a
+new savepoint (`_retrying`: it reads the row again and decides on what it finds), and if it
+keeps losing, again in a later batch, a bounded number of times.
 
 SQLite has one writer anyway, so grouping is where its throughput comes from. Its batches run
 on the stdlib driver (a hop to aiosqlite's thread per statement costs more than the statement)
@@ -87,7 +89,7 @@ def _one_run(steps: list[Step]) -> bool:
     return first is not None and all(_runner(step) == first for step in steps[1:])
 
 
-def _run_steps(conn: Connection, steps: list[Step], whole: bool = False
+def _run_steps(conn: Connection, steps: list[Step], whole: bool = False, stats: Any = None
                ) -> tuple[list[Outcome], list[AfterCommit]]:
     """Run `steps` in order; return their outcomes and what to call after the commit.
 
@@ -109,20 +111,40 @@ def _run_steps(conn: Connection, steps: list[Step], whole: bool = False
                 continue
             log.debug("batch of %d steps failed (%r); running them one by one", len(run), results[1])
         for step in run:
-            outcomes.append(_run_one(conn, step, after_commit))
+            outcomes.append(_run_one(conn, step, after_commit, stats))
     return outcomes, after_commit
 
 
-def _run_one(conn: Connection, step: Step, after_commit: list[AfterCommit]) -> Outcome:
+def _run_one(conn: Connection, step: Step, after_commit: list[AfterCommit], stats: Any = None) -> Outcome:
     run_many = _runner(step)
     if run_many is None:
-        return _savepoint(conn, lambda: step(conn))
-    ok, value = _savepoint(conn, lambda: run_many(conn, [step]))
+        return _retrying(conn, lambda: step(conn), stats)
+    ok, value = _retrying(conn, lambda: run_many(conn, [step]), stats)
     if not ok:
         return ok, value
     (result,), hook = value
     after_commit.extend([hook] if hook else [])
     return True, result
+
+
+IN_PLACE_RETRIES = 3  # a step that met a newer version tries again at once, in the same transaction
+
+
+def _retrying(conn: Connection, work: Callable[[], Any], stats: Any) -> Outcome:
+    """`_savepoint(work)`, again (up to IN_PLACE_RETRIES times) while it raises `Conflict`.
+
+    A Conflict means the version-checked UPDATE found a newer version, which another
+    transaction has committed (on PostgreSQL the UPDATE waited for it), so reading the request
+    again at once sees it: deciding again right here wins unless yet another transaction got
+    in between. Sent back to the queue instead, a step on a busy request would meet the same
+    race once more in every batch."""
+    for _ in range(IN_PLACE_RETRIES):
+        outcome = _savepoint(conn, work)
+        if outcome[0] or not isinstance(outcome[1], Conflict):
+            return outcome
+        if stats is not None:
+            stats.conflicts += 1
+    return _savepoint(conn, work)
 
 
 def _savepoint(conn: Connection, work: Callable[[], Any]) -> Outcome:
@@ -330,7 +352,7 @@ class Writer:
         conn = self._connection
         try:
             with conn.begin():
-                outcomes, after_commit = _run_steps(conn, steps, whole)
+                outcomes, after_commit = _run_steps(conn, steps, whole, self)
         except BaseException:
             self._connection = None
             conn.close()
@@ -347,7 +369,7 @@ class Writer:
         if self._thread is not None:
             return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, steps, whole)
         async with begin_write(self.engine) as conn:
-            outcomes, after_commit = await conn.run_sync(_run_steps, steps, whole)
+            outcomes, after_commit = await conn.run_sync(_run_steps, steps, whole, self)
         _committed(after_commit)
         return outcomes
 
