@@ -21,7 +21,7 @@ from functools import cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, cast, column, exists, func, insert, or_, select, update, values
+from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -229,13 +229,13 @@ def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
 
     False if some row was not at its expected version (another transaction moved it on). SQLite
     runs an executemany and counts its rows. PostgreSQL's driver (asyncpg) cannot count the rows
-    of an executemany, so there each set is one `UPDATE ... FROM (VALUES ...) RETURNING id`,
-    which says which rows it changed. (Two transactions that update the same two requests in
-    opposite orders may deadlock; PostgreSQL then fails one of them, whose steps the writer runs
-    again one by one.)
+    of an executemany, so there each request gets an UPDATE of its own (one statement per set of
+    columns, compiled once; an `UPDATE ... FROM (VALUES ...)` for all would be compiled again for
+    every group, which cost more than the round trips), in id order: two transactions updating
+    the same requests take their row locks in the same order, so they wait rather than deadlock.
     """
     if conn.dialect.name == "postgresql":
-        return _update_requests_returning(conn, updates)
+        return _update_requests_one_by_one(conn, updates)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for u in updates:
         _check_values(u.values)
@@ -250,26 +250,14 @@ def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
     return True
 
 
-def _update_requests_returning(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+def _update_requests_one_by_one(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
     for u in sorted(updates, key=lambda u: u.request_id):
         _check_values(u.values)
         params = {**u.values, "updated_at": u.now}
-        groups.setdefault(tuple(sorted(params)), []).append(
-            {**params, "_id": u.request_id, "_version": u.version, "_new_version": u.new_version})
-    for columns, rows in groups.items():
-        given = values(*(column(name, _req.c[name].type) for name in columns),
-                       column("_id", _req.c.id.type), column("_version", _req.c.version.type),
-                       column("_new_version", _req.c.version.type), name="given")
-        given = given.data([tuple(row[name] for name in (*columns, "_id", "_version", "_new_version"))
-                            for row in rows])
-        stmt = (update(_req)
-                .where(_req.c.id == given.c._id, _req.c.version == given.c._version)
-                # (cast: a column that is NULL in every row would come out of VALUES as text)
-                .values({**{name: cast(given.c[name], _req.c[name].type) for name in columns},
-                         "version": given.c._new_version})
-                .returning(_req.c.id))
-        if len(conn.execute(stmt).all()) != len(rows):
+        stmt = _update_requests_stmt(tuple(sorted(params))).statement
+        result = conn.execute(stmt, {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id,
+                                     "_version": u.version, "_new_version": u.new_version})
+        if result.rowcount != 1:
             return False
     return True
 
