@@ -4,9 +4,14 @@ Two servers, measured in the same run with the same load generator:
   floor    an aiohttp handler that parses + validates the bytes and returns a fixed confirmation;
   gateway  the real gateway: parse, validate, apply to a borrowing request (state, raw message,
            history, general message), commit, then confirm.
-Each server runs in its own process; this process generates the load with CONCURRENCY clients.
-Both servers are up at once and take turns (ROUNDS alternating rounds), so that the ratio is
-not skewed by a shared machine getting faster or slower between two long runs.
+Each server runs in its own process, or in N processes sharing its port (`--workers 1,2` on
+PostgreSQL: a floor and a gateway for each N, the gateways on one database); this process
+generates the load with CONCURRENCY clients (`--pin-load CPU` pins it to one CPU, to see how the
+servers grow with workers when the load generator cannot take the other core). All servers are
+up at once and take turns (ROUNDS alternating rounds), so that the ratios are not skewed by a
+shared machine getting faster or slower between two long runs. Each server process's CPU time
+over its rounds is reported per message (and, on PostgreSQL, that of the database's server
+processes), from /proc/<pid>/stat.
 
 The traffic is a partner working through its requests: for each borrowing request (preloaded in
 REQUEST_SENT, its `request` confirmed by the partner) one message of each kind in MIX, in order,
@@ -19,6 +24,7 @@ one raw message, one history entry per confirmed message, one general message pe
 Notification, and the requests' statuses (durability: nothing confirmed is missing).
 
     python bench/bench_inbound.py [--seconds 8] [--rounds 4] [--concurrency 16] [--db sqlite|postgresql|both]
+                                  [--workers 1,2] [--pin-load 0] [--max-rate 6000]
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ from gateway.messages import Version, encode, model  # noqa: E402
 from gateway.messages.codes import ReasonForMessage, Status  # noqa: E402
 
 OURS, PARTNER = "ISIL:US-BENCH", "ISIL:DK-BENCH"
-PG_URL = os.environ.get("GATEWAY_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+# The server; the bench creates a database of its own there (a unique name) and drops it at the end.
+PG_URL = os.environ.get("GATEWAY_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 WAVE = 256  # requests per wave: far more than the clients, so one request's messages never overlap
 DUE = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -101,7 +108,9 @@ def traffic(refs: list[str]) -> list[tuple[Kind, bytes]]:
     return bodies
 
 
-# --- servers (run in a child process) -------------------------------------------------------------
+# --- servers (run in child processes) ---------------------------------------------------------------
+# N processes of one server share its port (SO_REUSEPORT: the kernel spreads the connections),
+# as `gateway serve --workers N` would run them; kept here so the bench needs nothing else.
 
 def serve_floor(port: int) -> None:
     from aiohttp import web
@@ -120,7 +129,7 @@ def serve_floor(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/iso18626", handle)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True)
 
 
 def gateway_config(db: str):
@@ -134,7 +143,7 @@ def gateway_config(db: str):
 
 async def preload(db: str, requests: int, refs_file: str) -> None:
     """Borrowing requests in REQUEST_SENT whose `request` the partner has confirmed, written
-    through the service (many at a time, so the writer groups them) before the server starts."""
+    through the service (many at a time, so the writer groups them) before the servers start."""
     from sqlalchemy import select, update
 
     from gateway.runtime import Gateway
@@ -167,7 +176,7 @@ async def preload(db: str, requests: int, refs_file: str) -> None:
     os.replace(refs_file + ".tmp", refs_file)
 
 
-def serve_gateway(port: int, db: str, refs_file: str, requests: int) -> None:
+def serve_gateway(port: int, db: str) -> None:
     import logging
 
     from aiohttp import web
@@ -177,7 +186,6 @@ def serve_gateway(port: int, db: str, refs_file: str, requests: int) -> None:
     from gateway.runtime import Gateway
 
     logging.getLogger("aiohttp.access").disabled = True
-    asyncio.run(preload(db, requests, refs_file))
     gateway = Gateway.create(gateway_config(db))
     app = build_app(gateway)
 
@@ -185,29 +193,82 @@ def serve_gateway(port: int, db: str, refs_file: str, requests: int) -> None:
         writer = gateway.writer
         cache = getattr(getattr(gateway.borrowing, "supplier_messages", None), "cache", None)
         hits = f"; decoded-state cache {cache.hits} hits, {cache.misses} misses" if cache else ""
-        print(f"  gateway ({make_url(db).get_backend_name()}): {writer.steps} steps in {writer.batches} transactions "
-              f"({writer.steps / max(writer.batches, 1):.1f} per transaction){hits}", flush=True)
+        print(f"  gateway pid {os.getpid()} ({make_url(db).get_backend_name()}): {writer.steps} steps in "
+              f"{writer.batches} transactions ({writer.steps / max(writer.batches, 1):.1f} per transaction, "
+              f"{getattr(writer, 'conflicts', 0)} conflicts){hits}", flush=True)
 
     app.on_cleanup.append(report)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True)
+
+
+# --- CPU time -------------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process so far (/proc/<pid>/stat fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def backend_pids(database: str | None) -> list[int]:
+    """The PostgreSQL server processes serving `database` (same machine: /proc can read them)."""
+    if database is None:
+        return []
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atqc",
+                          f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"],
+                         capture_output=True, text=True, check=False).stdout
+    return [int(line) for line in out.split()]
+
+
+class CpuMeter:
+    """CPU seconds of some processes over the rounds a server group is loaded."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self.used = [0.0] * len(pids)
+        self._start: list[float] = []
+
+    def start(self) -> None:
+        self._start = [cpu_seconds(pid) for pid in self.pids]
+
+    def stop(self) -> None:
+        self.used = [used + cpu_seconds(pid) - before for used, pid, before in zip(self.used, self.pids, self._start)]
+
+
+class BackendMeter:
+    """CPU seconds of the database's server processes while one group is loaded (the others idle)."""
+
+    def __init__(self, database: str | None):
+        self.database, self.used, self._start = database, 0.0, {}
+
+    def start(self) -> None:
+        self._start = {pid: cpu_seconds(pid) for pid in backend_pids(self.database)}
+
+    def stop(self) -> None:
+        self.used += sum(cpu_seconds(pid) - self._start.get(pid, 0.0) for pid in backend_pids(self.database))
 
 
 # --- load ------------------------------------------------------------------------------------------
 
-async def wait_ready(url: str, proc: subprocess.Popen, ready_file: str | None) -> None:
+async def wait_ready(url: str, procs: list[subprocess.Popen]) -> None:
     import aiohttp
 
     deadline = time.time() + 600
     async with aiohttp.ClientSession() as session:
         while time.time() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}")
-            if ready_file is None or Path(ready_file).exists():
-                try:
-                    async with session.get(url.replace("/iso18626", "/healthz")):
-                        return
-                except aiohttp.ClientError:
-                    pass
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise SystemExit(f"server exited with {proc.returncode}")
+            try:
+                async with session.get(url.replace("/iso18626", "/healthz")):
+                    return
+            except aiohttp.ClientError:
+                pass
             await asyncio.sleep(0.2)
     raise SystemExit("server did not start")
 
@@ -227,6 +288,8 @@ class Load:
         latencies: list[float] = []
         started = time.perf_counter()
         stop = started + seconds
+        # A connection per client, closed after the round: with N processes on one port, each
+        # round's connections are spread over them afresh.
         connector = aiohttp.TCPConnector(limit=self.concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
             async def client() -> None:
@@ -253,10 +316,13 @@ def run_server(args: list[str]) -> subprocess.Popen:
 @dataclass
 class Tally:
     name: str
+    workers: int
     count: int = 0
     elapsed: float = 0.0
     ran_out: bool = False
     latencies: list[float] | None = None
+    cpu: CpuMeter | None = None
+    backends: BackendMeter | None = None
 
     def add(self, count: int, latencies: list[float], elapsed: float, ran_out: bool) -> None:
         self.count += count
@@ -266,43 +332,92 @@ class Tally:
 
     def row(self) -> dict:
         latencies = sorted(self.latencies or [0.0])
+        per_message = [used / max(self.count, 1) * 1e6 for used in (self.cpu.used if self.cpu else [])]
         return {
             "name": self.name + (" (ran out of messages)" if self.ran_out else ""),
+            "workers": self.workers,
             "throughput": self.count / self.elapsed,
             "p50": statistics.median(latencies) * 1000,
             "p99": latencies[int(len(latencies) * 0.99)] * 1000,
             "count": self.count,
+            "cpu": " + ".join(f"{us:.0f}" for us in per_message),
+            "cpu_total": sum(per_message),
+            "backends": self.backends.used / max(self.count, 1) * 1e6 if self.backends else None,
         }
 
 
-def measure_pair(db: str, gateway_args: list[str], gateway_bodies, floor_bodies, seconds: float,
-                 rounds: int, concurrency: int, ready_file: str) -> tuple[dict, dict, Load]:
-    """The floor and the gateway, both up at once, loaded in alternating rounds of
-    seconds/rounds each, so that both see the machine in the same state (a shared machine's
+@dataclass
+class Group:
+    """One server, its N processes and its load."""
+
+    tally: Tally
+    procs: list[subprocess.Popen]
+    url: str
+    load: Load | None = None
+
+    async def round(self, seconds: float) -> None:
+        assert self.load is not None and self.tally.cpu is not None
+        self.tally.cpu.start()
+        if self.tally.backends:
+            self.tally.backends.start()
+        result = await self.load.run(seconds)
+        self.tally.cpu.stop()
+        if self.tally.backends:
+            self.tally.backends.stop()
+        self.tally.add(*result)
+
+
+def start_group(name: str, workers: int, args: list[str]) -> Group:
+    port = free_port()
+    procs = [run_server([*args, "--port", str(port)]) for _ in range(workers)]
+    return Group(Tally(name, workers), procs, f"http://127.0.0.1:{port}/iso18626")
+
+
+def measure(db: str, url: str, database: str | None, workers: list[int], refs: list[str], floor_bodies,
+            seconds: float, rounds: int, concurrency: int, pin: int | None) -> tuple[list[tuple[dict, dict]], Counter]:
+    """For each worker count, a floor and a gateway with that many processes; all are up at
+    once and loaded in turn (floor 1, gateway 1, floor 2, gateway 2, ...) for `rounds` rounds of
+    seconds/rounds each, so that all see the machine in the same state (a shared machine's
     speed drifts by a factor of two within minutes; one long run of each measured the drift)."""
-    floor_port, gateway_port = free_port(), free_port()
-    gateway_proc = run_server([*gateway_args, "--port", str(gateway_port)])
-    floor_proc = run_server(["--serve", "floor", "--port", str(floor_port)])
-    floor_url = f"http://127.0.0.1:{floor_port}/iso18626"
-    gateway_url = f"http://127.0.0.1:{gateway_port}/iso18626"
-    floor = Tally("floor (parse + validate + fixed confirmation)")
-    gateway = Tally(f"gateway, {db} (every change committed before its confirmation)")
+    pairs: list[tuple[Group, Group]] = []
+    share = len(refs) // len(workers)
     try:
-        asyncio.run(wait_ready(floor_url, floor_proc, None))
-        asyncio.run(wait_ready(gateway_url, gateway_proc, ready_file))
-        floor_load = Load(floor_url, floor_bodies(), concurrency, check_ok=False)
-        gateway_load = Load(gateway_url, gateway_bodies(), concurrency, check_ok=True)
-        asyncio.run(floor_load.run(1.0))  # warm up (these messages count for the durability check too)
-        asyncio.run(gateway_load.run(1.0))
+        for i, n in enumerate(workers):
+            label = f"{n} process{'es' if n > 1 else ''}"
+            floor = start_group(f"floor, {label} (parse + validate + fixed confirmation)", n, ["--serve", "floor"])
+            gateway = start_group(f"gateway, {db}, {label} (every change committed before its confirmation)", n,
+                                  ["--serve", "gateway", "--database", url])
+            floor.load = Load(floor.url, floor_bodies(), concurrency, check_ok=False)
+            gateway.load = Load(gateway.url, traffic(refs[i * share:(i + 1) * share]), concurrency, check_ok=True)
+            pairs.append((floor, gateway))
+        for floor, gateway in pairs:
+            asyncio.run(wait_ready(floor.url, floor.procs))
+            asyncio.run(wait_ready(gateway.url, gateway.procs))
+        if pin is not None:  # after the servers started: they are not pinned, only the load generator
+            os.sched_setaffinity(0, {pin})
+        for floor, gateway in pairs:
+            floor.tally.cpu = CpuMeter([p.pid for p in floor.procs])
+            gateway.tally.cpu = CpuMeter([p.pid for p in gateway.procs])
+            gateway.tally.backends = BackendMeter(database)
+            asyncio.run(floor.load.run(1.0))  # warm up (these messages count for the durability check too)
+            asyncio.run(gateway.load.run(1.0))
         for _ in range(rounds):
-            floor.add(*asyncio.run(floor_load.run(seconds / rounds)))
-            gateway.add(*asyncio.run(gateway_load.run(seconds / rounds)))
+            for floor, gateway in pairs:
+                asyncio.run(floor.round(seconds / rounds))
+                asyncio.run(gateway.round(seconds / rounds))
     finally:
-        for proc in (floor_proc, gateway_proc):
+        if pin is not None:
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        procs = [proc for pair in pairs for group in pair for proc in group.procs]
+        for proc in procs:
             proc.terminate()  # aiohttp's graceful exit: the gateway closes its writer and engine
-        for proc in (floor_proc, gateway_proc):
+        for proc in procs:
             proc.wait(timeout=60)
-    return floor.row(), gateway.row(), gateway_load
+    confirmed: Counter[str] = Counter()
+    for _, gateway in pairs:
+        assert gateway.load is not None
+        confirmed.update(gateway.load.confirmed)
+    return [(floor.tally.row(), gateway.tally.row()) for floor, gateway in pairs], confirmed
 
 
 async def durability(url: str, confirmed: Counter[str]) -> tuple[bool, list[str]]:
@@ -344,16 +459,24 @@ async def durability(url: str, confirmed: Counter[str]) -> tuple[bool, list[str]
     return all(got == want for _, got, want in checks), lines
 
 
+def psql(database: str, sql: str) -> None:
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-qc", sql], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=4, help="alternating floor/gateway rounds per database")
     parser.add_argument("--max-rate", type=float, default=6000.0,
-                        help="messages/s the preload provides for (more requests take longer to load)")
+                        help="messages/s the preload provides for, per worker count (more requests take longer)")
     parser.add_argument("--requests", type=int, help="borrowing requests to preload (default: from --max-rate)")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--serve", choices=["floor", "gateway"])
+    parser.add_argument("--workers", default="1",
+                        help="PostgreSQL: worker processes per server, e.g. 1,2 (SQLite always runs 1)")
+    parser.add_argument("--pin-load", type=int, metavar="CPU",
+                        help="pin the load generator (this process) to one CPU, the servers left free")
+    parser.add_argument("--serve", choices=["floor", "gateway", "preload"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--database")
     parser.add_argument("--refs")
@@ -361,11 +484,14 @@ def main() -> None:
     if args.serve == "floor":
         return serve_floor(args.port)
     if args.serve == "gateway":
-        return serve_gateway(args.port, args.database, args.refs, args.requests)
+        return serve_gateway(args.port, args.database)
+    if args.serve == "preload":
+        return asyncio.run(preload(args.database, args.requests, args.refs))
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-inbound-"))
     requests = args.requests or math.ceil(args.max_rate * (args.seconds + 1) / len(MIX))
-    print(f"Traffic: {MIX_TEXT}; {requests} requests, {requests * len(MIX)} messages at most.", flush=True)
+    print(f"Traffic: {MIX_TEXT}; {requests} requests, {requests * len(MIX)} messages at most, per gateway.",
+          flush=True)
 
     def floor_bodies() -> list[tuple[Kind, bytes]]:  # needs no preload: plenty for its faster rate
         return traffic([f"BR-FLOOR{i:06d}" for i in range(max(requests, math.ceil(16_000 * (args.seconds + 1) / 3)))])
@@ -373,39 +499,46 @@ def main() -> None:
     results, checks = [], []
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     for db in databases:
-        schema = None
+        database = None
+        workers = [1] if db == "sqlite" else [int(n) for n in args.workers.split(",")]
         if db == "sqlite":
             url = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
-        else:
-            schema = f"bench_{random.randrange(10**9)}"
+        else:  # a database of its own, dropped afterwards
             import asyncpg  # noqa: F401  (fails fast if missing)
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
-                            f"CREATE SCHEMA {schema}"], check=True)
-            url = f"{PG_URL}?search_path={schema}"
-        refs_file = str(tmp / f"refs-{db}.txt")
+            from sqlalchemy.engine import make_url
 
-        def gateway_bodies(refs_file=refs_file) -> list[tuple[Kind, bytes]]:
-            return traffic(Path(refs_file).read_text().split())
+            database = f"bench_inbound_{os.getpid()}_{random.randrange(10**6)}"
+            psql("postgres", f'CREATE DATABASE "{database}"')
+            url = make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
+        try:
+            refs_file = str(tmp / f"refs-{db}.txt")
+            loader = run_server(["--serve", "preload", "--database", url, "--refs", refs_file,
+                                 "--requests", str(requests * len(workers))])
+            if loader.wait() != 0:
+                raise SystemExit("preload failed")
+            refs = Path(refs_file).read_text().split()
+            pairs, confirmed = measure(db, url, database, workers, refs, floor_bodies, args.seconds, args.rounds,
+                                       args.concurrency, args.pin_load)
+            results.extend(pairs)
+            ok, lines = asyncio.run(durability(url, confirmed))
+            checks.append((db, ok, dict(confirmed), lines))
+        finally:
+            if database is not None:
+                psql("postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
-        floor, result, load = measure_pair(
-            db, ["--serve", "gateway", "--database", url, "--refs", refs_file, "--requests", str(requests)],
-            gateway_bodies, floor_bodies, args.seconds, args.rounds, args.concurrency, refs_file)
-        results.append((floor, result))
-        ok, lines = asyncio.run(durability(url, load.confirmed))
-        checks.append((db, ok, dict(load.confirmed), lines))
-        if schema is not None:
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
-                            f"SET client_min_messages TO warning; DROP SCHEMA {schema} CASCADE"], check=False)
-
+    pinned = f", load generator pinned to CPU {args.pin_load}" if args.pin_load is not None else ""
     print(f"\nInbound supplyingAgencyMessage, {args.concurrency} concurrent clients, {args.seconds:.0f} s each, "
-          f"in {args.rounds} alternating rounds with the floor")
-    print(f"Mix: {MIX_TEXT}.\n")
-    print("| variant | msgs/s | vs floor | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|")
+          f"in {args.rounds} alternating rounds{pinned}; {os.cpu_count()} CPUs")
+    print(f"Mix: {MIX_TEXT}.")
+    print("CPU µs/msg: each server process's own CPU time over its rounds, per message it answered; "
+          "db µs/msg: the PostgreSQL server processes serving the bench database.\n")
+    print("| variant | msgs/s | vs floor | p50 ms | p99 ms | CPU µs/msg | db µs/msg |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for floor, r in results:
         for row in (floor, r):
+            db_cpu = f"{row['backends']:.0f}" if row["backends"] is not None else ""
             print(f"| {row['name']} | {row['throughput']:,.0f} | {row['throughput'] / floor['throughput']:.2f} "
-                  f"| {row['p50']:.1f} | {row['p99']:.1f} |")
+                  f"| {row['p50']:.1f} | {row['p99']:.1f} | {row['cpu']} | {db_cpu} |")
     for db, ok, confirmed, lines in checks:
         print(f"\nDurability, {db}: {'PASS' if ok else 'FAIL'} (confirmed, warm-up included: {confirmed})")
         for line in lines:

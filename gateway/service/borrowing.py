@@ -274,7 +274,7 @@ class SupplierMessages:
                  ) -> tuple[list[bytes], Callable[[], None] | None]:
         """The confirmations of `steps`, and what to remember once they have committed."""
         refs = [s.request_ref for s in steps if s.requester == self.ctx.agency]
-        loaded = rows.load_for_update(conn, refs, self.cache)
+        loaded = rows.load_for_steps(conn, refs, self.cache)
         current = dict(loaded)  # external id -> the request as the messages so far left it
         first: dict[queries.MessageKey, _Applied] = {}  # a second copy in the group gets the first's answer
         for step in steps:
@@ -345,8 +345,11 @@ class SupplierMessages:
             markers = note_markers(a.step.message.message_info.note)
             if markers:
                 children.mark(first, markers)
-        children.write(conn)
+        # The version-checked update first: a transaction that lost the race to another one
+        # meets the Conflict here, before writing rows that would only be rolled back (and
+        # before an outbox row could take a `seq` the other one took).
         self._update_requests(conn, applied, loaded, current)
+        children.write(conn)
 
     def _update_requests(self, conn: Connection, applied: list[_Applied], loaded: dict[str, rows.Loaded],
                          current: dict[str, rows.Loaded]) -> None:

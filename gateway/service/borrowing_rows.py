@@ -199,8 +199,7 @@ _SELECT_FOR_STEPS = (
     select(_t.c.id, _t.c.external_id, _t.c.version, type_coerce(_t.c.extra, Text).label("extra"))
     .where(_t.c.external_id.in_(bindparam("refs", expanding=True)))
     .order_by(_t.c.id)
-    .with_for_update()  # PostgreSQL: hold the rows until commit; SQLite's write transaction does
-)
+)  # Read, not locked (PostgreSQL): the version-checked update at the end is what guards them.
 # SQLite: a point lookup per id on the driver's cursor costs less than SQLAlchemy preparing an
 # expanding IN for every group (no round trips to save there).
 _SELECT_ONE_FOR_STEPS = Prepared(
@@ -215,8 +214,10 @@ def _for_update(conn: Connection, refs: list[str]) -> Iterable[tuple[Any, ...]]:
     return conn.execute(_SELECT_FOR_STEPS, {"refs": refs})
 
 
-def load_for_update(conn: Connection, external_ids: Iterable[str], cache: StateCache) -> dict[str, Loaded]:
-    """The requests with these external ids (missing ones left out), locked until the commit."""
+def load_for_steps(conn: Connection, external_ids: Iterable[str], cache: StateCache) -> dict[str, Loaded]:
+    """The requests with these external ids (missing ones left out). Not locked: on PostgreSQL
+    another transaction may move one on before this one writes, and the version-checked update
+    then raises `Conflict` (SQLite's write transaction holds the whole database anyway)."""
     refs = sorted(set(external_ids))
     if not refs:
         return {}

@@ -107,10 +107,14 @@ def _columns(state: LendingState, policy: LendingPolicy) -> dict[str, Any]:
 
 
 def _update(conn: Connection, policy: LendingPolicy, row: dict[str, Any], state: LendingState,
-            now: datetime) -> None:
+            now: datetime, *, always: bool = False) -> None:
+    """Write what changed, checked against the version the decision was made on. `always`: check
+    (and count) the version even when nothing changed, as for a partner's message, whose answer
+    was decided on that version: on PostgreSQL another transaction may have moved the request
+    on meanwhile (the answer would be stale), and the row's lock orders the outbox rows."""
     columns = _columns(state, policy)
     changed = {k: v for k, v in columns.items() if row.get(k) != v}
-    if changed and not queries.update_lending(conn, row["id"], row["version"], changed, now=now):
+    if (changed or always) and not queries.update_lending(conn, row["id"], row["version"], changed, now=now):
         raise Conflict(f"lending request {row['id']} changed under us")
 
 
@@ -231,7 +235,7 @@ class Message:
                                                  event="message_refused", status=status, text=str(exc),
                                                  raw_message_id=self.raw_id))
             return refusal(kind, "", f"refused in status {status}: {exc}")
-        _update(self.conn, self.policy, row, decision.state, self.now)
+        _update(self.conn, self.policy, row, decision.state, self.now, always=True)
         _add(self.rows, self.ctx, row["id"], row["requesting_agency_request_id"], decision, self.now, self.raw_id)
         return []
 

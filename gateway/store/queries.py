@@ -225,12 +225,17 @@ class RequestUpdate:
 
 
 def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
-    """Several version-checked updates, one executemany per set of columns.
+    """Several version-checked updates, one statement per set of columns.
 
-    False if some row was not at its expected version. Drivers that cannot count the rows of
-    an executemany (asyncpg) are checked only for single updates, so hold the rows first
-    (`SELECT ... FOR UPDATE`; SQLite's write transaction holds them anyway).
+    False if some row was not at its expected version (another transaction moved it on). SQLite
+    runs an executemany and counts its rows. PostgreSQL's driver (asyncpg) cannot count the rows
+    of an executemany, so there each request gets an UPDATE of its own (one statement per set of
+    columns, compiled once; an `UPDATE ... FROM (VALUES ...)` for all would be compiled again for
+    every group, which cost more than the round trips), in id order: two transactions updating
+    the same requests take their row locks in the same order, so they wait rather than deadlock.
     """
+    if conn.dialect.name == "postgresql":
+        return _update_requests_one_by_one(conn, updates)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for u in updates:
         _check_values(u.values)
@@ -241,6 +246,18 @@ def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
     for columns, rows in groups.items():
         changed = _update_requests_stmt(columns).executemany(conn, rows)
         if (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(rows):
+            return False
+    return True
+
+
+def _update_requests_one_by_one(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
+    for u in sorted(updates, key=lambda u: u.request_id):
+        _check_values(u.values)
+        params = {**u.values, "updated_at": u.now}
+        stmt = _update_requests_stmt(tuple(sorted(params))).statement
+        result = conn.execute(stmt, {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id,
+                                     "_version": u.version, "_new_version": u.new_version})
+        if result.rowcount != 1:
             return False
     return True
 
