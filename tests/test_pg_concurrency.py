@@ -164,7 +164,7 @@ async def test_a_cached_state_is_not_used_once_another_process_moved_the_request
 
 async def test_postgresql_writers_run_several_batches_at_once(pg_only):
     """Several transactions in flight at once on PostgreSQL (SQLite keeps one writer)."""
-    writer = Writer(pg_only, max_batch=1)  # one step per transaction: two lanes take one each
+    writer = Writer(pg_only, max_batch=1, concurrency=2)  # one step per transaction: two lanes take one each
     inside, most = 0, 0
     gate = asyncio.Event()
 

@@ -57,11 +57,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..store.db import begin_write, is_sqlite, make_sync_engine, write_engine
 
 T = TypeVar("T")
-# Batches in flight at once on PostgreSQL: one decides while the other waits on the database.
-# More only made the groups smaller: on the 2-core development machine, which the gateway's
-# CPU fills, 3 cost ~15 % more CPU per message than 1 or 2 (16 messages at a time, in process:
-# 1850-1960 µs for 1 and 2, 2110-2350 µs for 3, the machine shared with other jobs).
-POSTGRESQL_CONCURRENCY = 2
+# Batches in flight at once on PostgreSQL. Several are safe (version-checked, retried on a
+# conflict) but gave nothing on the 2-core development machine, which the gateway's CPU fills:
+# 16 messages at a time, in process, CPU per message 1850-1960 µs for 1 and 2 lanes, 2110-2350 µs
+# for 3 (the machine shared with other jobs). One lane by default, until a quiet, bigger machine
+# shows a gain; more processes (`gateway serve --workers N`) are the way to use more cores.
+POSTGRESQL_CONCURRENCY = 1
 Step = Callable[[Connection], T]
 log = logging.getLogger(__name__)
 
