@@ -26,7 +26,9 @@ from gateway.web import borrowing_actions, borrowing_request
 from gateway.web.outcomes import page_id
 from gateway.web.render import _page_context
 from gateway.web.signin import staff_page
-from support.browser import LENDER, MOCK_A, PASSWORD, assert_accessible, chromium, desk, screenshot, sign_in, signed_in
+from support.browser import (
+    LENDER, MOCK_A, PASSWORD, assert_accessible, chromium, desk, no_live_updates, screenshot, sign_in, signed_in,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -190,11 +192,11 @@ async def test_receive_two_items_loan_return_and_return_to_partner():
         await wait_status(d.borrower, request_id, "SHIPPED_PHYSICALLY")
         async with signed_in(browser, d.borrower_url) as page:
             await page.goto(f"{d.borrower_url}/borrowing/{request_id}")
-            await page.get_by_role("link", name="Receive").click()
+            await page.get_by_role("link", name="Receive", exact=True).click()
             await assert_accessible(page)
             await page.get_by_label("Item barcodes").fill("39001-0001\n39001-0002")
             await page.get_by_label("Note").fill("Two volumes")
-            await page.get_by_role("button", name="Receive").click()
+            await page.get_by_role("button", name="Receive", exact=True).click()
             await page.wait_for_url(f"{d.borrower_url}/borrowing/{request_id}")
             assert "Items received" in await flash_text(page)
             async with d.borrower.engine.connect() as conn:
@@ -279,6 +281,7 @@ async def test_an_action_done_in_another_tab_is_refused_with_nothing_changed():
         await wait_status(d.borrower, request_id, "WILL_SUPPLY")
         async with signed_in(browser, d.borrower_url) as first:
             second = await first.context.new_page()
+            await no_live_updates(second)
             for page, reason in ((first, "Other"), (second, "Too expensive")):
                 await page.goto(f"{d.borrower_url}/borrowing/{request_id}/actions/cancel")
                 await page.get_by_label("Reason").select_option(reason)
@@ -305,7 +308,7 @@ async def test_scan_receives_by_barcode_only_on_confirm_and_names_unknown_barcod
         await wait_status(d.borrower, request_id, "SHIPPED_PHYSICALLY")
         external_id = (await borrowing_row(d.borrower, request_id))["external_id"]
         async with signed_in(browser, d.borrower_url) as page:
-            await page.get_by_role("link", name="Scan").click()
+            await page.get_by_role("link", name="Scan", exact=True).click()
             await page.wait_for_url(f"{d.borrower_url}/scan")
             await assert_accessible(page)
             await page.get_by_label("Barcode", exact=True).fill("NO-SUCH-CODE")

@@ -27,11 +27,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     params = query_params(request, PARAMS)
     since = int_param(params, "since", 0, 0, MAX_ID)
     limit = int_param(params, "limit", 100, 1, 1000)
+    poll = int_param(params, "poll", 1, 1, 60)  # checked for a JSON page too: bad input is refused alike
     if "text/event-stream" in request.headers.get("Accept", ""):
         last = request.headers.get("Last-Event-ID", "").strip()
         if last:
             since = int_value(last, "Last-Event-ID", 0, MAX_ID)
-        poll = int_param(params, "poll", 1, 1, 60)
         return await _stream(request, since, limit, float(poll))
     rows = await read(request, q.events, since, limit)
     return ok({"events": rows, "next": rows[-1]["id"] if rows else since})

@@ -162,3 +162,9 @@ async def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=False)
     return path
+
+
+async def no_live_updates(page: Any) -> None:
+    """Keep this page as it was rendered (its live stream refused): what a page left open while
+    the request changes looks like when it cannot update itself — e.g. the stream cap was reached."""
+    await page.route("**/live/**", lambda route: route.abort())
