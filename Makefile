@@ -21,8 +21,9 @@ run: $(STAMP)
 	trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gateway serve
 
+# Two test processes, tests handed out as each finishes (worksteal): a browser test is long.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_messages.py

@@ -114,8 +114,9 @@ class Gateway:
         # Each part gets a bounded time to stop, so one stuck part cannot hang a shutdown.
         for part in [*reversed(self.background), self.writer]:
             try:
-                await asyncio.wait_for(part.close(), timeout=15)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(15):
+                    await part.close()
+            except TimeoutError:
                 log.error("%s did not stop within 15 s", type(part).__name__)
         await self.engine.dispose()
 

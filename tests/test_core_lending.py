@@ -182,8 +182,8 @@ def test_staff_events_cover_every_staff_key():
 def _states_for_pairs() -> list[LendingState]:
     """Every status without a pending question, plus every status a question can wait in."""
     states = [state_in(s) for s in L]
-    states += [pending(s, Pending.CANCEL) for s in PROMISED]
-    states += [pending(s, Pending.RENEW) for s in ON_LOAN]
+    states += [pending(s, Pending.CANCEL) for s in sorted(PROMISED, key=lambda s: s.value)]
+    states += [pending(s, Pending.RENEW) for s in sorted(ON_LOAN, key=lambda s: s.value)]
     states += [state_in(s, flags=frozenset({LendingAttention.LOST})) for s in L]
     return states
 

@@ -118,8 +118,9 @@ class Inbox:
             if len(self.messages) > seen:
                 break
             try:
-                await asyncio.wait_for(self.changed.wait(), left)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(left):
+                    await self.changed.wait()
+            except TimeoutError:
                 return len(self.messages) > seen
         return True
 

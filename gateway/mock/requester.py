@@ -122,8 +122,9 @@ class Inbox:
                         index += 1
                     await self.changed.wait()
         try:
-            return await asyncio.wait_for(scan(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await scan()
+        except TimeoutError:
             return None
 
 

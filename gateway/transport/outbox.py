@@ -315,8 +315,9 @@ class OutboxWorker:
         if self._retry_times:
             timeout = min(timeout, self._retry_times[0] - now)
         try:
-            await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, timeout))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(max(0.0, timeout)):
+                await wakeup.wait()
+        except TimeoutError:
             pass
 
     def _spawn(self, row: Row) -> None:

@@ -22,7 +22,8 @@ ENGINE = web.AppKey("readiness_engine", AsyncEngine)
 async def readyz(request: web.Request) -> web.Response:
     head = head_revision()
     try:
-        revision = await asyncio.wait_for(current_revision(request.app[ENGINE]), READY_TIMEOUT)
+        async with asyncio.timeout(READY_TIMEOUT):
+            revision = await current_revision(request.app[ENGINE])
     except Exception as exc:  # noqa: BLE001 - any failure to read the revision means "not ready"
         detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         return _not_ready(f"database unreachable: {detail}")

@@ -64,11 +64,12 @@ class Scheduler:
             self._task = asyncio.create_task(self._loop(), name="gateway-scheduler")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        # Cancelled again until it ends: code a tick awaits (a driver, a library) may swallow one
+        # cancellation that arrives just as it finishes, and the loop would carry on.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("the timer loop ended with an error", exc_info=task.exception())
         await self.leadership.release()

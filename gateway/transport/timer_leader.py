@@ -65,10 +65,13 @@ class AdvisoryLockLeader:
         """Whether this process is the leader now: confirm the lock connection still answers if we
         hold the lock, else try to take it."""
         try:
-            if self.is_leader:
-                await asyncio.wait_for(self._query(_ALIVE), CHECK_TIMEOUT)
-            else:
-                await asyncio.wait_for(self._try_lock(), CHECK_TIMEOUT)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the query ends, and the scheduler would then never stop.
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                if self.is_leader:
+                    await self._query(_ALIVE)
+                else:
+                    await self._try_lock()
         except Exception as exc:  # noqa: BLE001 - a lost connection means we hold no lock
             if self.is_leader:
                 log.warning("timer leadership lost: the lock connection failed (%s)", _first_line(exc))
@@ -103,6 +106,12 @@ class AdvisoryLockLeader:
             return
         try:
             if discard:
+                # Cut the socket first: a graceful close of a connection whose last query was cut
+                # off can wait forever for that query (seen under load); this closes at once.
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection
+                if driver is not None and hasattr(driver, "terminate"):
+                    driver.terminate()
                 await conn.invalidate()
             await conn.close()
         except Exception:  # noqa: BLE001 - a broken connection is gone either way
