@@ -14,13 +14,19 @@ for code that opens its own engine (`make_engine(db_url)`).
 Leaks: a test fails if, after its own teardown, asyncio tasks of its event loop are still running
 or threads it started are still alive (`_no_leaked_tasks`, `_no_leaked_threads`): such leftovers
 run on into the next test (one deadlocked a run on PostgreSQL). The error names each of them.
+
+Hangs: shortly before pytest-timeout would stop a test, the stacks of every unfinished asyncio
+task are written to the test's captured stderr (`_dump_tasks_before_timeout`), since the
+timeout's own report shows only threads, and an async test waits in the event loop's select.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -203,3 +209,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for name in late:
             names.remove(name)
         names[first_server:first_server] = late
+
+
+# --- what an async test was waiting for when it ran out of time -----------------------------------
+
+
+def _timeout_of(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getini("timeout") or 0)
+
+
+def _dump_tasks(nodeid: str) -> None:
+    tasks = [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]
+    lines = [f"--- {nodeid}: about to time out; {len(tasks)} unfinished asyncio task(s) ---"]
+    for task in tasks:
+        lines.append(f"* {task.get_name()}:")
+        lines.extend(f"    {where}" for where in _await_chain(task.get_coro()))
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _await_chain(awaitable: object) -> list[str]:
+    """Where a suspended coroutine waits, outermost first, following what each frame awaits."""
+    chain: list[str] = []
+    while awaitable is not None and len(chain) < 40:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None) \
+            or getattr(awaitable, "ag_frame", None)
+        if frame is None:
+            chain.append(f"awaits {awaitable!r}"[:300])
+            break
+        chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None) \
+            or getattr(awaitable, "ag_await", None)
+    return chain
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    limit = _timeout_of(item)
+    if limit <= 0 or not inspect.iscoroutinefunction(getattr(item, "obj", None)):
+        yield
+        return
+    watchdog = threading.Timer(max(limit - 10, limit * 0.9), _dump_tasks, args=(item.nodeid,))
+    watchdog.name = "gwtest-watchdog"
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+        watchdog.join()

@@ -26,9 +26,8 @@ from gateway.web import borrowing_actions, borrowing_request
 from gateway.web.outcomes import page_id
 from gateway.web.render import _page_context
 from gateway.web.signin import staff_page
-from support.browser import (
-    LENDER, MOCK_A, PASSWORD, assert_accessible, chromium, desk, no_live_updates, screenshot, sign_in, signed_in,
-)
+from support.browser import (LENDER, MOCK_A, PASSWORD, assert_accessible, chromium, close_context, desk, evaluate, goto,
+                             no_live_updates, screenshot, sign_in, signed_in)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -146,12 +145,12 @@ async def test_cancel_through_the_workform_reaches_the_partner_and_names_the_sta
         request_id = await create(d, f"Cancel me {XSS}", "MOCK:WILLSUPPLY")
         await wait_status(d.borrower, request_id, "WILL_SUPPLY")
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{request_id}")
+            await goto(page, f"{d.borrower_url}/borrowing/{request_id}")
             await page.get_by_role("link", name="Cancel request").click()
             await page.wait_for_url(f"{d.borrower_url}/borrowing/{request_id}/actions/cancel")
             details = await page.locator("dl.details").inner_text()
             assert XSS in details and "Mock library A (ISIL:XX-MOCKA)" in details  # shown literally
-            assert await page.evaluate("window.__xss") is None
+            assert await evaluate(page, "window.__xss") is None
             await assert_accessible(page)
             await page.get_by_label("Reason").select_option("Duplicate request")
             await page.get_by_label("Note").fill("Found a copy on the shelf")
@@ -177,12 +176,12 @@ async def test_the_cancel_workform_works_without_javascript():
         context = await browser.new_context(java_script_enabled=False)
         page = await context.new_page()
         await sign_in(page, d.borrower_url)
-        await page.goto(f"{d.borrower_url}/borrowing/{request_id}/actions/cancel")
+        await goto(page, f"{d.borrower_url}/borrowing/{request_id}/actions/cancel")
         await page.get_by_label("Reason").select_option("Requested by mistake")
         await page.get_by_role("button", name="Confirm").click()
         await page.wait_for_url(f"{d.borrower_url}/borrowing/{request_id}")
         assert "Request cancelled" in await flash_text(page)
-        await context.close()
+        await close_context(context)
         await wait_status(d.borrower, request_id, "WAITING_FOR_CANCEL_RESPONSE", "CANCELED_BY_STAFF")
 
 
@@ -191,7 +190,7 @@ async def test_receive_two_items_loan_return_and_return_to_partner():
         request_id = await create(d, "A loaned book", "MOCK:LOANED")
         await wait_status(d.borrower, request_id, "SHIPPED_PHYSICALLY")
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{request_id}")
+            await goto(page, f"{d.borrower_url}/borrowing/{request_id}")
             await page.get_by_role("link", name="Receive", exact=True).click()
             await assert_accessible(page)
             await page.get_by_label("Item barcodes").fill("39001-0001\n39001-0002")
@@ -206,7 +205,7 @@ async def test_receive_two_items_loan_return_and_return_to_partner():
             assert await status_of(d.borrower, request_id) == "RECEIVED_PHYSICALLY"
 
             # A button alone, asked for by its address: a page that confirms it.
-            await page.goto(f"{d.borrower_url}/borrowing/{request_id}/actions/loan-to-patron")
+            await goto(page, f"{d.borrower_url}/borrowing/{request_id}/actions/loan-to-patron")
             await assert_accessible(page)
             assert await status_of(d.borrower, request_id) == "RECEIVED_PHYSICALLY"
             await page.get_by_role("button", name="Loan to patron").click()
@@ -234,7 +233,7 @@ async def test_accept_conditions_shows_the_offer():
         request_id = await create(d, "Conditional loan", "MOCK:CONDITIONAL")
         await wait_status(d.borrower, request_id, "CONDITIONAL")
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{request_id}")
+            await goto(page, f"{d.borrower_url}/borrowing/{request_id}")
             assert await page.get_by_role("link", name="Reject conditions").count() == 1
             await page.get_by_role("link", name="Accept conditions").click()
             offer = await page.get_by_role("region", name="What the partner offers").inner_text()
@@ -253,7 +252,7 @@ async def test_retry_with_a_higher_maximum_fee():
         request_id = await create(d, "Costly", "MOCK:RETRY:COST")
         await wait_status(d.borrower, request_id, "RETRY_POSSIBLE")
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{request_id}")
+            await goto(page, f"{d.borrower_url}/borrowing/{request_id}")
             await page.get_by_role("link", name="Retry request").click()
             offer = await page.get_by_role("region", name="What the partner offers").inner_text()
             assert "CostExceedsMaxCost" in offer
@@ -283,7 +282,7 @@ async def test_an_action_done_in_another_tab_is_refused_with_nothing_changed():
             second = await first.context.new_page()
             await no_live_updates(second)
             for page, reason in ((first, "Other"), (second, "Too expensive")):
-                await page.goto(f"{d.borrower_url}/borrowing/{request_id}/actions/cancel")
+                await goto(page, f"{d.borrower_url}/borrowing/{request_id}/actions/cancel")
                 await page.get_by_label("Reason").select_option(reason)
             await first.get_by_role("button", name="Confirm").click()
             await first.wait_for_url(f"{d.borrower_url}/borrowing/{request_id}")
@@ -293,7 +292,7 @@ async def test_an_action_done_in_another_tab_is_refused_with_nothing_changed():
             # The workform asked for again, now that cancelling is no longer possible: the reason.
             await wait_status(d.borrower, request_id, "CANCELED_BY_STAFF")
             after_cancel = await borrowing_row(d.borrower, request_id)
-            await second.goto(f"{d.borrower_url}/borrowing/{request_id}/actions/cancel")
+            await goto(second, f"{d.borrower_url}/borrowing/{request_id}/actions/cancel")
             assert second.url == f"{d.borrower_url}/borrowing/{request_id}"
             message = await flash_text(second)
             assert "“Cancel request” is not possible now" in message and "canceled by staff" in message
@@ -323,7 +322,7 @@ async def test_scan_receives_by_barcode_only_on_confirm_and_names_unknown_barcod
             await page.get_by_label("Barcode", exact=True).press("Enter")
             await page.wait_for_load_state()
             assert XSS in await page.locator("dl.details").inner_text()
-            assert await page.evaluate("window.__xss") is None
+            assert await evaluate(page, "window.__xss") is None
             assert "Ada Reader (patron-0042)" in await page.locator("dl.details").inner_text()
             await assert_accessible(page)
             await screenshot(page, "scan-confirm")
@@ -359,7 +358,7 @@ async def test_scan_through_a_whole_loan_on_both_sides():
         await wait_status(d.borrower, request_id, "WILL_SUPPLY")
 
         async def scan(page: Any, root: str, code: str, choice: str, button: str) -> None:
-            await page.goto(f"{root}/scan")
+            await goto(page, f"{root}/scan")
             await page.get_by_label("Barcode", exact=True).fill(code)
             await page.get_by_label(choice, exact=True).check()
             await page.get_by_label("Barcode", exact=True).press("Enter")
@@ -375,7 +374,7 @@ async def test_scan_through_a_whole_loan_on_both_sides():
             await scan(lender, d.lender_url, external_id, "Ship", "Confirm ship")
             await wait_status(d.borrower, request_id, "SHIPPED_PHYSICALLY")
             await scan(desk_page, d.borrower_url, external_id, "Receive", "Confirm receive")
-            await desk_page.goto(f"{d.borrower_url}/borrowing/{request_id}")
+            await goto(desk_page, f"{d.borrower_url}/borrowing/{request_id}")
             await desk_page.get_by_role("button", name="Loan to patron").click()
             await desk_page.wait_for_load_state()
             await scan(desk_page, d.borrower_url, external_id, "Return by patron", "Confirm return by patron")

@@ -17,8 +17,8 @@ from gateway.core import Edit, RequestDetails
 from gateway.demo import wait_for
 from gateway.store.models import borrowing_requests_t
 from gateway.web.request_form import form_field, parse_values
-from support.browser import (MOCK_A, MOCK_B, assert_accessible, chromium, desk, screenshot, sign_in,
-                             signed_in)
+from support.browser import (MOCK_A, MOCK_B, assert_accessible, chromium, close_context, desk, evaluate, goto,
+                             screenshot, sign_in, signed_in)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,7 +64,7 @@ def today() -> date:
 async def test_every_field_is_saved_by_save_and_edit_with_the_partners_in_order():
     needed = today() + timedelta(days=30)
     async with desk() as d, chromium() as browser, signed_in(browser, d.borrower_url) as page:
-        await page.goto(f"{d.borrower_url}/borrowing/new")
+        await goto(page, f"{d.borrower_url}/borrowing/new")
         await assert_accessible(page)
         assert await page.get_by_label("Request status").input_value() == "Created borrowing request"
         assert await page.get_by_label("Request format").input_value() == "Physical"
@@ -118,7 +118,7 @@ async def test_every_field_is_saved_by_save_and_edit_with_the_partners_in_order(
 async def test_save_returns_to_the_list_cancel_saves_nothing_and_viewers_get_no_form():
     async with desk() as d, chromium() as browser:
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/new")
+            await goto(page, f"{d.borrower_url}/borrowing/new")
             await page.get_by_label("Title", exact=True).fill("Silas Marner")
             await page.get_by_label("Requester (required)").fill("P-2")
             await page.get_by_label("Requested pickup location (required)").select_option("Main Library")
@@ -126,7 +126,7 @@ async def test_save_returns_to_the_list_cancel_saves_nothing_and_viewers_get_no_
             assert page.url == f"{d.borrower_url}/borrowing"
             assert "Request created: Silas Marner" in await page.get_by_role("status").inner_text()
             assert await count_requests(d) == 1
-            await page.goto(f"{d.borrower_url}/borrowing/new")
+            await goto(page, f"{d.borrower_url}/borrowing/new")
             await page.get_by_label("Title", exact=True).fill("Romola")
             await page.get_by_label("Requester (required)").fill("P-3")
             await page.get_by_label("Requested pickup location (required)").select_option("Main Library")
@@ -135,18 +135,18 @@ async def test_save_returns_to_the_list_cancel_saves_nothing_and_viewers_get_no_
             assert "Nothing was saved." in await page.get_by_role("status").inner_text()
             assert await count_requests(d) == 1
         async with signed_in(browser, d.borrower_url, "viewer") as page:
-            response = await page.goto(f"{d.borrower_url}/borrowing/new")
+            response = await goto(page, f"{d.borrower_url}/borrowing/new")
             assert response.status == 403
             assert await page.get_by_role("button", name="Save").count() == 0
 
 
 async def test_errors_are_shown_next_to_their_fields_with_what_was_typed_kept():
     async with desk() as d, chromium() as browser, signed_in(browser, d.borrower_url) as page:
-        await page.goto(f"{d.borrower_url}/borrowing/new")
+        await goto(page, f"{d.borrower_url}/borrowing/new")
         await page.get_by_label("Title", exact=True).fill(HOSTILE)
         await page.get_by_label("Requester name").fill("Ada Patron")
         assert await submit(page, "Save") == 422
-        assert await page.evaluate("window.__xss") is None
+        assert await evaluate(page, "window.__xss") is None
         assert await page.get_by_label("Title", exact=True).input_value() == HOSTILE
         assert await page.get_by_label("Requester name").input_value() == "Ada Patron"
         for label, field in (("Requester (required)", "requester"),
@@ -181,7 +181,7 @@ async def test_errors_are_shown_next_to_their_fields_with_what_was_typed_kept():
         await page.get_by_label("Currency").fill("USD")
         assert await submit(page, "Save") == 200
         assert HOSTILE in await page.get_by_role("status").inner_text()  # the flash, as text
-        assert await page.evaluate("window.__xss") is None
+        assert await evaluate(page, "window.__xss") is None
         assert await count_requests(d) == 1
 
 
@@ -190,7 +190,7 @@ async def test_the_form_works_without_javascript_and_no_partner_means_the_defaul
         context = await browser.new_context(java_script_enabled=False)
         page = await context.new_page()
         await sign_in(page, d.borrower_url)
-        await page.goto(f"{d.borrower_url}/borrowing/new")
+        await goto(page, f"{d.borrower_url}/borrowing/new")
         await page.get_by_label("Title", exact=True).fill("Adam Bede")
         await page.get_by_label("Requester (required)").fill("P-9")
         await page.get_by_label("Requested pickup location (required)").select_option("Main Library")
@@ -205,7 +205,7 @@ async def test_the_form_works_without_javascript_and_no_partner_means_the_defaul
         data = await stored(d, request_id)
         assert data["title"] == "Adam Bede"
         assert [entry["agency"] for entry in data["rota"]] == [MOCK_A, MOCK_B]
-        await context.close()
+        await close_context(context)
 
 
 async def test_editing_saves_a_local_field_refuses_a_sent_one_and_a_stale_version():
@@ -223,9 +223,9 @@ async def test_editing_saves_a_local_field_refuses_a_sent_one_and_a_stale_versio
 
         await wait_for(sent, "the request sent to the partner")
         edit_url = f"{d.borrower_url}/borrowing/{request_id}/edit"
-        await page.goto(edit_url)
+        await goto(page, edit_url)
         await assert_accessible(page)
-        assert await page.evaluate("window.__xss") is None
+        assert await evaluate(page, "window.__xss") is None
         assert await page.get_by_label("Title", exact=True).input_value() == HOSTILE
         assert await page.get_by_label("Request status").input_value() == "Request sent to partner"
         assert await page.get_by_label("Requested media").input_value() == "Odd media"  # kept though not listed
@@ -239,7 +239,7 @@ async def test_editing_saves_a_local_field_refuses_a_sent_one_and_a_stale_versio
         assert data["history"][-1]["event"] == "edit" and data["history"][-1]["actor"] == "staff:librarian"
 
         # A field the partner already has: refused with the reason, what was typed kept.
-        await page.goto(edit_url)
+        await goto(page, edit_url)
         await page.get_by_label("Title", exact=True).fill("Felix Holt")
         assert await submit(page, "Save") == 409
         assert "would not reach" in await page.get_by_role("alert").inner_text()
@@ -247,7 +247,7 @@ async def test_editing_saves_a_local_field_refuses_a_sent_one_and_a_stale_versio
         assert (await stored(d, request_id))["title"] == HOSTILE
 
         # A colleague changed the request after the page was opened: nothing is overwritten.
-        await page.goto(edit_url)
+        await goto(page, edit_url)
         await d.borrower.borrowing.apply(request_id, Edit(at=d.borrower.clock(), by="staff:admin",
                                                           changes={"language": "ger"}))
         await page.get_by_label("Language").fill("eng")

@@ -18,10 +18,8 @@ from gateway.core.lending import MessageUndelivered, Ship, WillSupply
 from gateway.demo import borrowing_row, lending_row, wait_for
 from gateway.store.models import general_messages_t, rota_entries_t
 from gateway.web import lending_pages
-from support.browser import (
-    DESK, LENDER, MOCK_A, PICKUP, assert_accessible, chromium, desk, no_live_updates, screenshot, sign_in,
-    signed_in,
-)
+from support.browser import (DESK, LENDER, MOCK_A, PICKUP, assert_accessible, chromium, close_context, desk, evaluate,
+                             goto, no_live_updates, screenshot, sign_in, signed_in)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -62,7 +60,7 @@ async def test_list_will_supply_then_ship_history_and_its_iso_message(monkeypatc
         await arrive(d, "Foucault's pendulum")
         await arrive(d, "Baudolino", author="Eco, U.")
         async with signed_in(browser, d.lender_url) as page:
-            await page.goto(f"{d.lender_url}/lending")
+            await goto(page, f"{d.lender_url}/lending")
             assert await page.get_by_role("heading", level=1).inner_text() == "Resource Sharing Lending Requests"
             assert await page.locator("[data-live^='/live/lending?since=']").count() == 1
             assert "Showing 1–2 of 3" in await page.locator("#list-count").inner_text()
@@ -72,10 +70,10 @@ async def test_list_will_supply_then_ship_history_and_its_iso_message(monkeypatc
             first_row = page.locator("tbody tr").first
             assert "Desk library" in await first_row.inner_text()
             await assert_accessible(page)
-            await page.goto(f"{d.lender_url}/lending?status=BOGUS")  # a hand-edited URL: said, not a crash
+            await goto(page, f"{d.lender_url}/lending?status=BOGUS")  # a hand-edited URL: said, not a crash
             assert await page.get_by_role("alert").inner_text() == "status: unknown status"
             assert "Showing 1–2 of 3" in await page.locator("#list-count").inner_text()
-            await page.goto(f"{d.lender_url}/lending")
+            await goto(page, f"{d.lender_url}/lending")
             await page.get_by_role("link", name="Next page").click()
             assert "Showing 3–3 of 3" in await page.locator("#list-count").inner_text()
             await page.get_by_label("Sort by").select_option("title")
@@ -148,14 +146,14 @@ async def test_conditional_with_a_condition_and_costs_reaches_the_borrower():
             # Every workform open to a new request has its labels and passes axe.
             for name, title in (("will-supply", "Will supply"), ("expect-to-supply", "Expect to supply"),
                                 ("retry-possible", "Retry possible"), ("unfilled", "Unfilled")):
-                await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/{name}")
+                await goto(page, f"{d.lender_url}/lending/{lending_id}/actions/{name}")
                 assert await page.get_by_role("heading", level=2).inner_text() == title
                 await assert_accessible(page)
-            await page.goto(f"{d.lender_url}/lending/{copy_id}/actions/copy-completed")  # a copy was asked for
+            await goto(page, f"{d.lender_url}/lending/{copy_id}/actions/copy-completed")  # a copy was asked for
             assert await page.get_by_role("heading", level=2).inner_text() == "Copy completed"
             await page.get_by_label("Link to the copy").fill("https://example.org/copy.pdf")
             await assert_accessible(page)
-            await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/check-in")  # not open to a new request
+            await goto(page, f"{d.lender_url}/lending/{lending_id}/actions/check-in")  # not open to a new request
             await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
             assert "“Check in” is no longer possible" in await flash_text(page)
             await page.get_by_role("link", name="Conditional…").click()
@@ -198,7 +196,7 @@ async def test_renewal_recall_and_check_in():
         await wait_for(renew_pending, "the renewal reaches the lender")
         async with signed_in(browser, d.lender_url) as page:
             page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-            await page.goto(f"{d.lender_url}/lending/{lending_id}")
+            await goto(page, f"{d.lender_url}/lending/{lending_id}")
             header = await page.locator(".request-head").inner_text()
             assert "asks to renew" in header and "Due soon" in header
             await page.get_by_role("link", name="Answer renewal…").click()
@@ -217,13 +215,13 @@ async def test_renewal_recall_and_check_in():
 
             for name, title in (("recall", "Recall"), ("mark-overdue", "Mark overdue"),
                                 ("complete-without-return", "Complete without return"), ("check-in", "Check in")):
-                await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/{name}")
+                await goto(page, f"{d.lender_url}/lending/{lending_id}/actions/{name}")
                 assert await page.get_by_role("heading", level=2).inner_text() == title
                 await assert_accessible(page)
 
             # A message of ours was not delivered: staff deal with it and say so.
             await d.lender.lending.apply(lending_id, MessageUndelivered(partner=DESK, at=d.lender.clock()))
-            await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/acknowledge")
+            await goto(page, f"{d.lender_url}/lending/{lending_id}/actions/acknowledge")
             assert await page.get_by_role("heading", level=2).inner_text() == "Acknowledge"
             assert "could not be delivered" in await page.locator(".request-head").inner_text()
             await assert_accessible(page)
@@ -242,7 +240,7 @@ async def test_unfilled_with_a_reason_without_javascript_moves_the_borrower_on()
         context = await browser.new_context(java_script_enabled=False)
         page = await context.new_page()
         await sign_in(page, d.lender_url)
-        await page.goto(f"{d.lender_url}/lending/{lending_id}/actions/unfilled")
+        await goto(page, f"{d.lender_url}/lending/{lending_id}/actions/unfilled")
         await page.get_by_label("Reason (required)").select_option("NotOnShelf")
         await page.get_by_role("button", name="Unfilled").click()
         await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")
@@ -257,7 +255,7 @@ async def test_unfilled_with_a_reason_without_javascript_moves_the_borrower_on()
             # MOCK_A got the request (whatever the mock then answers)
             return rota.get(LENDER) == "rejected" and rota.get(MOCK_A) not in (None, "pending")
         await wait_for(moved_on, "the borrower moves on to its next partner")
-        await context.close()
+        await close_context(context)
 
 
 async def test_general_messages_both_ways_notes_and_hostile_text_escaped():
@@ -267,7 +265,7 @@ async def test_general_messages_both_ways_notes_and_hostile_text_escaped():
                                                                    note=f"Any news? {HOSTILE}"))
         await wait_for(lambda: _unread(d, lending_id), "the message reaches the lender")
         async with signed_in(browser, d.lender_url) as page:
-            await page.goto(f"{d.lender_url}/lending")
+            await goto(page, f"{d.lender_url}/lending")
             assert HOSTILE in await page.locator("tbody").inner_text()
             assert "unread message" in await page.locator("tbody").inner_text()
             await page.get_by_role("link", name=f"Atlas {HOSTILE}").click()
@@ -312,7 +310,7 @@ async def test_general_messages_both_ways_notes_and_hostile_text_escaped():
             assert "has-content" in (await page.get_by_role("link", name="Notes").get_attribute("class") or "")
             await page.get_by_role("link", name="General information").click()
             await assert_accessible(page)
-            assert await page.evaluate("window.__xss") is None
+            assert await evaluate(page, "window.__xss") is None
 
 
 async def _unread(d: Any, lending_id: int) -> bool:
@@ -326,7 +324,7 @@ async def test_a_stale_page_and_an_action_the_borrower_made_impossible_change_no
         async with signed_in(browser, d.lender_url) as page:
             page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
             await no_live_updates(page)
-            await page.goto(f"{d.lender_url}/lending/{lending_id}")
+            await goto(page, f"{d.lender_url}/lending/{lending_id}")
             # Meanwhile a message from the desk changes the request: the page's version is old.
             await d.borrower.borrowing.apply(borrowing_id, SendMessage(at=d.borrower.clock(), by="staff:desk",
                                                                        note="Hello"))
@@ -344,13 +342,13 @@ async def test_a_stale_page_and_an_action_the_borrower_made_impossible_change_no
                 return (await lender_row(d, lending_id))["extra"]["state"]["pending"] == "cancel"
             await wait_for(cancel_pending, "the cancel reaches the lender")
             async with signed_in(browser, d.lender_url, "viewer") as viewer:  # may look, not act
-                await viewer.goto(f"{d.lender_url}/lending/{lending_id}/actions/answer-cancel")
+                await goto(viewer, f"{d.lender_url}/lending/{lending_id}/actions/answer-cancel")
                 assert await viewer.get_by_role("heading", level=2).inner_text() == "Answer cancel"
                 await assert_accessible(viewer)
                 await viewer.get_by_label("Answer (required)").select_option("N")
                 await viewer.get_by_role("button", name="Answer cancel").click()
                 assert "Your role (viewer) may look but not change anything." in await viewer.content()
-                await viewer.goto(f"{d.lender_url}/lending/{lending_id}/messages")
+                await goto(viewer, f"{d.lender_url}/lending/{lending_id}/messages")
                 assert await viewer.get_by_role("button").all_inner_texts() == ["Sign out"]
             await page.get_by_role("button", name="Expect to supply").click()
             await page.wait_for_url(f"{d.lender_url}/lending/{lending_id}")

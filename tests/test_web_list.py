@@ -13,7 +13,8 @@ import pytest
 from gateway.api import queries as q
 from gateway.core import AddNote, RequestDetails
 from gateway.demo import wait_for
-from support.browser import MOCK_A, assert_accessible, chromium, desk, screenshot, sign_in, signed_in
+from support.browser import (MOCK_A, assert_accessible, chromium, close_context, desk, evaluate, goto, screenshot,
+                             sign_in, signed_in)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -98,7 +99,7 @@ async def test_rows_marks_facets_filter_search_and_sort():
             assert len(await rows(page)) == 6
             assert (await page.locator("[data-live]").get_attribute("data-live")).startswith("/live/borrowing?since=")
             # Hostile text from the request is shown as text and never runs.
-            assert await page.evaluate("window.__xss") is None
+            assert await evaluate(page, "window.__xss") is None
             assert await page.get_by_role("link", name=HOSTILE, exact=True).count() == 1
             await assert_accessible(page)
             await screenshot(page, "list")
@@ -171,7 +172,7 @@ async def test_paging_the_kept_choice_and_saved_views():
             # The choice is kept: /borrowing with no query shows it again, in a new session too.
             await facet_link(page, "Digital").click()
             await page.wait_for_url("**/borrowing?format=Digital")
-            await page.goto(f"{d.borrower_url}/borrowing")
+            await goto(page, f"{d.borrower_url}/borrowing")
             assert page.url == f"{d.borrower_url}/borrowing?format=Digital"
             assert sorted(await rows(page)) == ["Book 00", "Book 01"]
         async with signed_in(browser, d.borrower_url) as page:
@@ -193,7 +194,7 @@ async def test_paging_the_kept_choice_and_saved_views():
             await page.get_by_role("link", name="Clear filters").click()
             await page.wait_for_url(f"{d.borrower_url}/borrowing?q=")
             assert await page.locator(".pager-summary").inner_text() == "1–25 of 27"
-            await page.goto(f"{d.borrower_url}/borrowing")
+            await goto(page, f"{d.borrower_url}/borrowing")
             assert page.url == f"{d.borrower_url}/borrowing"  # cleared stays cleared
             await page.get_by_role("link", name="Digital only").click()
             await page.wait_for_url("**/borrowing?format=Digital")
@@ -207,7 +208,7 @@ async def test_paging_the_kept_choice_and_saved_views():
             assert await d.borrower.views.views("librarian") == []
 
             # A query the list can't use says so and shows everything.
-            response = await page.goto(f"{d.borrower_url}/borrowing?status=NOT_A_STATUS")
+            response = await goto(page, f"{d.borrower_url}/borrowing?status=NOT_A_STATUS")
             assert response is not None and response.status == 400
             assert "could not use “status”" in await page.get_by_role("alert").inner_text()
             assert await page.locator(".pager-summary").inner_text() == "1–25 of 27"
@@ -239,4 +240,4 @@ async def test_the_list_works_without_javascript():
             await page.wait_for_url("**/borrowing?pickup_location=Science+Library")
             assert await d.borrower.views.views("librarian") == []
         finally:
-            await context.close()
+            await close_context(context)

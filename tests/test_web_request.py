@@ -18,8 +18,8 @@ from gateway.messages import decode, encode, model
 from gateway.messages.codes import ReasonForMessage, Status, Version
 from gateway.store.models import attachments_t, notes_t
 from gateway.web.xml_view import formatted as formatted_xml
-from support.browser import (DESK, LENDER, MOCK_A, MOCK_B, assert_accessible, chromium, desk, no_live_updates,
-                             screenshot, sign_in, signed_in)
+from support.browser import (DESK, LENDER, MOCK_A, MOCK_B, assert_accessible, chromium, close_context, desk, evaluate,
+                             goto, no_live_updates, screenshot, sign_in, signed_in)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -101,7 +101,7 @@ async def test_every_tab_is_shown_with_markers_counts_and_the_history_message_as
         await d.borrower.borrowing.apply(rid, AddNote(at=datetime.now(timezone.utc), by="staff:librarian",
                                                       text="Patron phoned"))
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}")
             assert await page.get_by_role("heading", level=1).inner_text() == "The name of the rose"
             head = await page.locator(".request-head").inner_text()
             assert "Ada Reader (P-0042)" in head and "Shipped physically" in head and "Mock library A" in head
@@ -133,7 +133,7 @@ async def test_every_tab_is_shown_with_markers_counts_and_the_history_message_as
             xml = await page.locator("pre.xml").inner_text()
             assert "ISO18626Message" in xml and "\n  <" in xml  # indented, one element a line
             await assert_accessible(page)
-            response = await page.goto(f"{d.borrower_url}/borrowing/{rid}/history/999999/message")
+            response = await goto(page, f"{d.borrower_url}/borrowing/{rid}/history/999999/message")
             assert response is not None and response.status == 404
 
 
@@ -144,7 +144,7 @@ async def test_rota_reordered_added_and_removed_with_javascript_off():
         context = await browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
         page = await context.new_page()
         await sign_in(page, d.borrower_url)
-        await page.goto(f"{d.borrower_url}/borrowing/{rid}/rota")
+        await goto(page, f"{d.borrower_url}/borrowing/{rid}/rota")
         # Add partners: the configured partners not in the rota yet.
         add = page.get_by_role("group", name="Add partners")
         assert await add.get_by_label("Mock library A").count() == 0
@@ -197,16 +197,16 @@ async def test_rota_reordered_added_and_removed_with_javascript_off():
         assert "Removed Mock library B from the rota." in await page.locator(".flashes").inner_text()
         assert rota_order(await request_of(d, rid)) == [(MOCK_A, "active"), (LENDER, "pending")]
         assert await (await tab_link(page, "Rota (2)")).count() == 1
-        await context.close()
+        await close_context(context)
         async with signed_in(browser, d.borrower_url) as page:  # axe needs JavaScript
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/rota")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/rota")
             await assert_accessible(page)
             await page.get_by_label("Position", exact=True).fill("2")
             await page.get_by_role("button", name="Move selected").click()  # nothing selected: the error page
             await page.wait_for_load_state()
             assert await page.locator("#agency-error").count() == 1
             await assert_accessible(page)
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/rota")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/rota")
             await screenshot(page, "request-rota")
             history = [h["event"] for h in (await request_of(d, rid))["history"] if h["actor"] == "staff:librarian"]
             assert history.count("move_partner") == 3 and "add_partner" in history and "remove_partner" in history
@@ -218,7 +218,7 @@ async def test_cancel_the_active_partner_then_locate_and_resend():
         await reaches(d, rid, "REQUEST_SENT")
         async with signed_in(browser, d.borrower_url) as page:
             page.on("dialog", lambda dialog: dialog.accept())  # app.js asks before "Cancel partner"
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/rota")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/rota")
             row = page.get_by_role("row").filter(has_text="Mock library A")
             await row.get_by_text("Actions for Mock library A").click()
             await row.get_by_role("button", name="Cancel partner").click()
@@ -246,11 +246,11 @@ async def test_general_messages_notes_and_parameters_with_hostile_text_shown_lit
         await partner_says(d, r, f"Fee is 5 EUR {HOSTILE}")
         await wait_for(lambda: _unread(d, rid), "the partner's message")
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/messages")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/messages")
             assert await (await tab_link(page, "General messages (1)")).count() == 1
             table = await page.locator("section.tab-panel table").inner_text()
             assert HOSTILE in table and "Unread" in table and "From Mock library A" in table
-            assert await page.evaluate("window.__xss") is None
+            assert await evaluate(page, "window.__xss") is None
             assert "1 unread message" in await page.locator(".request-head").inner_text()
             await page.get_by_role("button", name="Mark as read").click()
             await page.wait_for_load_state()
@@ -277,7 +277,7 @@ async def test_general_messages_notes_and_parameters_with_hostile_text_shown_lit
             await page.wait_for_load_state()
             assert "Note added." in await page.locator(".flashes").inner_text()
             assert HOSTILE in await page.locator("section.tab-panel table").inner_text()
-            assert await page.evaluate("window.__xss") is None
+            assert await evaluate(page, "window.__xss") is None
             assert await (await tab_link(page, "Notes (1)")).count() == 1
             await assert_accessible(page)
             # Parameters: set one, then remove it.
@@ -298,7 +298,7 @@ async def test_general_messages_notes_and_parameters_with_hostile_text_shown_lit
             await page.wait_for_load_state()
             assert "Parameter “shelf” removed." in await page.locator(".flashes").inner_text()
             assert (await request_of(d, rid))["parameters"] == {}
-            assert await page.evaluate("window.__xss") is None
+            assert await evaluate(page, "window.__xss") is None
 
 
 async def _unread(d: Any, rid: int) -> bool:
@@ -311,7 +311,7 @@ async def test_a_page_showing_an_older_version_changes_nothing():
         await reaches(d, rid, "REQUEST_SENT")
         async with signed_in(browser, d.borrower_url) as page:
             await no_live_updates(page)
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/notes")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/notes")
             # A colleague adds a note meanwhile: the request's version moves on.
             await d.borrower.borrowing.apply(rid, AddNote(at=datetime.now(timezone.utc), by="staff:admin",
                                                           text="Colleague's note"))
@@ -328,7 +328,7 @@ async def test_attachments_upload_download_and_an_over_size_upload_refused():
     async with desk(api={"attachment_limit": 2000}) as d, chromium() as browser:
         rid = await create(d, note="MOCK:SILENT")
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/attachments")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/attachments")
             content = b"%PDF-1.4 fake\x00\x01 bytes"
             await page.get_by_label("File").set_input_files(
                 {"name": "évil<b>.pdf", "mimeType": "application/pdf", "buffer": content})
@@ -358,7 +358,7 @@ async def test_attachments_upload_download_and_an_over_size_upload_refused():
             assert count == 1
             # A viewer may download but not upload.
         async with signed_in(browser, d.borrower_url, "viewer") as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/attachments")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/attachments")
             await page.get_by_label("File").set_input_files(
                 {"name": "v.txt", "mimeType": "text/plain", "buffer": b"hello"})
             await page.get_by_role("button", name="Upload").click()

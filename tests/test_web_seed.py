@@ -16,8 +16,8 @@ import pytest
 
 from gateway.api import queries as q
 from gateway.demo import wait_for
-from support.browser import (DESK, LENDER, MOCK_A, MOCK_B, PICKUP, assert_accessible, chromium, desk, screenshot,
-                             signed_in)
+from support.browser import (DESK, LENDER, MOCK_A, MOCK_B, PICKUP, assert_accessible, chromium, desk, evaluate, goto,
+                             screenshot, signed_in)
 
 pytestmark = pytest.mark.timeout(300)
 HOSTILE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=1">'
@@ -42,7 +42,7 @@ async def flashes(page: Any) -> str:
 
 async def new_request(page: Any, d: Any, title: str, note: str, partners: list[str], *, save: str) -> int:
     """Fill the request form from the list's Add menu; the new request's id."""
-    await page.goto(f"{d.borrower_url}/borrowing")
+    await goto(page, f"{d.borrower_url}/borrowing")
     await page.get_by_text("Add", exact=True).click()
     await page.get_by_role("link", name="Manual request", exact=True).click()
     await page.wait_for_url(f"{d.borrower_url}/borrowing/new")
@@ -67,7 +67,7 @@ async def test_the_seed_walked_in_the_browser():
         async with signed_in(browser, d.borrower_url) as page:
             page.on("dialog", lambda dialog: dialog.accept())
             # I.2-3: the Borrowing Requests page, with facets.
-            await page.goto(f"{d.borrower_url}/borrowing")
+            await goto(page, f"{d.borrower_url}/borrowing")
             assert await page.get_by_role("heading", name="Resource Sharing Borrowing Requests").count() == 1
             await assert_accessible(page)
 
@@ -90,17 +90,17 @@ async def test_the_seed_walked_in_the_browser():
             await assert_accessible(page)
 
             # II.5-8: a general message, a note, an attachment.
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/messages")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/messages")
             await page.get_by_role("textbox", name="Message").fill("Please send it by courier.")
             await page.get_by_role("button", name="Send", exact=True).click()
             await page.wait_for_load_state()
             await wait_for(lambda: _mock_got(d, "Please send it by courier."), "the partner to get the message")
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/notes")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/notes")
             await page.get_by_role("textbox", name="Note").fill("Patron asked twice.")
             await page.get_by_role("button", name="Add note", exact=True).click()
             await page.wait_for_load_state()
             assert "Patron asked twice." in await page.locator("main").inner_text()
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}/attachments")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}/attachments")
             await page.get_by_label("File").set_input_files(
                 files=[{"name": "invoice.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 seed"}])
             await page.get_by_role("button", name="Upload", exact=True).click()
@@ -112,7 +112,7 @@ async def test_the_seed_walked_in_the_browser():
             assert open(await download.path(), "rb").read() == b"%PDF-1.4 seed"
 
             # Received items: receive, loan to the patron, return, return to the partner.
-            await page.goto(f"{d.borrower_url}/borrowing/{rid}")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid}")
             await page.get_by_role("link", name="Receive", exact=True).click()
             await page.get_by_label("Item barcodes").fill("39001-0001")
             await page.get_by_role("button", name="Receive", exact=True).click()
@@ -134,7 +134,7 @@ async def test_the_seed_walked_in_the_browser():
             rid2 = await new_request(page, d, "Il pendolo di Foucault", "MOCK:SILENT",
                                      ["Mock library A", "Mock library B"], save="Save and Edit")
             await reaches(d, rid2, "REQUEST_SENT")
-            await page.goto(f"{d.borrower_url}/borrowing/{rid2}/rota")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid2}/rota")
             await page.get_by_label("Lending library").check()
             await page.get_by_role("button", name="Add partners", exact=True).click()
             await page.wait_for_load_state()
@@ -166,7 +166,7 @@ async def test_the_seed_walked_in_the_browser():
             rid3 = await new_request(page, d, "Baudolino", "MOCK:SILENT", ["Mock library B"], save="Save")
             assert page.url.startswith(f"{d.borrower_url}/borrowing")
             await reaches(d, rid3, "REQUEST_SENT")
-            await page.goto(f"{d.borrower_url}/borrowing/{rid3}")
+            await goto(page, f"{d.borrower_url}/borrowing/{rid3}")
             await page.get_by_role("link", name="Cancel request", exact=True).click()
             await page.get_by_label("Reason").select_option(index=1)
             await page.get_by_label("Note", exact=True).fill("Found in our own stacks")
@@ -180,7 +180,7 @@ async def test_the_seed_walked_in_the_browser():
         # Lending: a request from the desk answered on the lender's pages.
         rid4 = await _desk_asks_lender(d)
         async with signed_in(browser, d.lender_url) as lender:
-            await lender.goto(f"{d.lender_url}/lending")
+            await goto(lender, f"{d.lender_url}/lending")
             await lender.get_by_role("link", name="Il nome della rosa", exact=True).click()
             await assert_accessible(lender)
             await lender.get_by_role("button", name="Will supply", exact=True).click()
@@ -204,14 +204,14 @@ async def test_hostile_text_from_the_patron_form_is_shown_literally():
             async with http.post(f"{d.borrower_url}/openurl/submit", data=data) as answer:
                 assert answer.status in (200, 201, 303), await answer.text()
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing?q=Patron")
+            await goto(page, f"{d.borrower_url}/borrowing?q=Patron")
             link = page.get_by_role("link", name=f"Patron {HOSTILE}", exact=True)
             assert await link.count() == 1
             await link.click()
             await page.wait_for_load_state()
             text = await page.locator("main").inner_text()
             assert f"Eve {HOSTILE}" in text and HOSTILE in text
-            assert await page.evaluate("window.__xss") is None
+            assert await evaluate(page, "window.__xss") is None
 
 
 def _hidden(html: str, name: str) -> str | None:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.store.models import history_t
-from support.browser import PASSWORD, assert_accessible, chromium, desk, sign_in, signed_in
+from support.browser import PASSWORD, assert_accessible, chromium, close_context, desk, goto, sign_in, signed_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -18,7 +18,7 @@ async def test_sign_in_lands_on_the_list_and_sign_out_ends_the_session():
     async with desk() as d, chromium() as browser:
         context = await browser.new_context()
         page = await context.new_page()
-        response = await page.goto(f"{d.borrower_url}/")
+        response = await goto(page, f"{d.borrower_url}/")
         assert page.url == f"{d.borrower_url}/login"
         assert response is not None
         await assert_accessible(page)
@@ -31,15 +31,15 @@ async def test_sign_in_lands_on_the_list_and_sign_out_ends_the_session():
         await page.get_by_role("button", name="Sign out").click()
         await page.wait_for_url(f"{d.borrower_url}/login")
         assert "You have signed out." in await page.content()
-        await page.goto(f"{d.borrower_url}/borrowing")
+        await goto(page, f"{d.borrower_url}/borrowing")
         assert page.url.startswith(f"{d.borrower_url}/login?next=")
-        await context.close()
+        await close_context(context)
 
 
 async def test_a_page_asked_for_before_signing_in_is_shown_after_it():
     async with desk() as d, chromium() as browser:
         page = await (await browser.new_context()).new_page()
-        await page.goto(f"{d.borrower_url}/borrowing?sort=title")
+        await goto(page, f"{d.borrower_url}/borrowing?sort=title")
         assert "/login?next=" in page.url
         await page.get_by_label("Username").fill("librarian")
         await page.get_by_label("Password").fill(PASSWORD)
@@ -51,7 +51,7 @@ async def test_wrong_passwords_are_refused_then_locked_and_recorded():
     async with desk(accounts={"max_failures": 3, "failure_delay_seconds": 0.0}) as d, chromium() as browser:
         page = await (await browser.new_context()).new_page()
         for _ in range(3):
-            await page.goto(f"{d.borrower_url}/login")
+            await goto(page, f"{d.borrower_url}/login")
             await page.get_by_label("Username").fill("librarian")
             await page.get_by_label("Password").fill("not the password")
             await page.get_by_role("button", name="Sign in").click()
@@ -73,7 +73,7 @@ async def test_an_open_redirect_is_not_followed():
     async with desk() as d, chromium() as browser:
         page = await (await browser.new_context()).new_page()
         for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
-            await page.goto(f"{d.borrower_url}/login?next={target}")
+            await goto(page, f"{d.borrower_url}/login?next={target}")
             await page.get_by_label("Username").fill("librarian")
             await page.get_by_label("Password").fill(PASSWORD)
             await page.get_by_role("button", name="Sign in").click()
@@ -105,5 +105,5 @@ async def test_a_disabled_account_is_signed_out_at_its_next_page():
         async with signed_in(browser, d.borrower_url) as page:
             assert d.borrower.accounts is not None
             await d.borrower.accounts.disable("librarian")
-            await page.goto(f"{d.borrower_url}/borrowing")
+            await goto(page, f"{d.borrower_url}/borrowing")
             assert "/login" in page.url

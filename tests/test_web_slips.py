@@ -13,8 +13,8 @@ from sqlalchemy import select
 from gateway.core import Receive, RequestDetails
 from gateway.demo import borrowing_row, lending_row, wait_for, wait_status
 from gateway.store.models import borrowing_requests_t, history_t
-from support.browser import (DESK, LENDER, MOCK_A, assert_accessible, chromium, desk, screenshot, sign_in,
-                             signed_in)
+from support.browser import (DESK, LENDER, MOCK_A, assert_accessible, chromium, close_context, desk, evaluate, goto,
+                             screenshot, sign_in, signed_in)
 from support.staff_pages import decode_code128, svg_bars
 
 pytestmark = pytest.mark.timeout(180)
@@ -50,10 +50,10 @@ async def test_pull_slip_and_book_strap_show_their_fields_and_a_barcode_that_rea
         external = (await borrowing_row(d.borrower, rid))["external_id"]
         lending = await wait_for(lambda: lending_row(d.lender, DESK, external), "the lender has the request")
         async with signed_in(browser, d.lender_url) as page:
-            await page.goto(f"{d.lender_url}/lending/{lending['id']}/pull-slip")
+            await goto(page, f"{d.lender_url}/lending/{lending['id']}/pull-slip")
             assert await page.get_by_role("heading", level=1).inner_text() == "Pull slip"
             shown = await fields(page)
-            assert shown["Title"] == HOSTILE and await page.evaluate("window.__xss") is None
+            assert shown["Title"] == HOSTILE and await evaluate(page, "window.__xss") is None
             assert shown["Requested by"] == f"Desk library ({DESK})"
             assert shown["Their request ID"] == external
             assert shown["Needed by"].startswith("2031-05-17")
@@ -70,9 +70,9 @@ async def test_pull_slip_and_book_strap_show_their_fields_and_a_barcode_that_rea
             assert await page.locator(".slip").is_visible()
             await page.emulate_media(media="screen")
             # The lending list's batch: refused without a filter; with one, marked as printed.
-            answer = await page.goto(f"{d.lender_url}/lending/slips")
+            answer = await goto(page, f"{d.lender_url}/lending/slips")
             assert answer.status == 400 and "needs at least one filter" in await page.get_by_role("alert").inner_text()
-            await page.goto(f"{d.lender_url}/lending/slips?status=NEW")
+            await goto(page, f"{d.lender_url}/lending/slips?status=NEW")
             assert await page.get_by_role("heading", level=1).inner_text() == "Pull slips (1 request)"
             await assert_accessible(page)
             await page.get_by_role("button", name="Mark as printed").click()
@@ -88,7 +88,7 @@ async def test_pull_slip_and_book_strap_show_their_fields_and_a_barcode_that_rea
         waiting = (await d.borrower.borrowing.create(details("Not here yet", request_note="MOCK:SILENT"), (MOCK_A,),
                                                      actor="staff:librarian")).request_id
         async with signed_in(browser, d.borrower_url) as page:
-            await page.goto(f"{d.borrower_url}/borrowing/{strap_rid}/strap")
+            await goto(page, f"{d.borrower_url}/borrowing/{strap_rid}/strap")
             shown = await fields(page)
             assert shown["Title"] == "Il nome della rosa"
             assert shown["Patron"] == "Pat Reader (patron-7)"
@@ -99,7 +99,7 @@ async def test_pull_slip_and_book_strap_show_their_fields_and_a_barcode_that_rea
             assert decode_code128(bars, module) == strap_external
             await assert_accessible(page)
             await screenshot(page, "book-strap")
-            answer = await page.goto(f"{d.borrower_url}/borrowing/{waiting}/strap")
+            answer = await goto(page, f"{d.borrower_url}/borrowing/{waiting}/strap")
             assert answer.status == 409 and "No item has been received" in await page.get_by_role("alert").inner_text()
             await assert_accessible(page)
 
@@ -109,13 +109,13 @@ async def test_batch_printing_needs_a_filter_is_capped_and_records_mark_as_print
         batch = [await received(d, f"Batch {n}", requester="patron-batch") for n in range(3)]
         await received(d, "Someone else's", requester="patron-other")
         async with signed_in(browser, d.borrower_url) as page:
-            answer = await page.goto(f"{d.borrower_url}/borrowing/slips")
+            answer = await goto(page, f"{d.borrower_url}/borrowing/slips")
             assert answer.status == 400
             assert "needs at least one filter" in await page.get_by_role("alert").inner_text()
             await assert_accessible(page)
-            answer = await page.goto(f"{d.borrower_url}/borrowing/slips?status=NOT_A_STATUS")
+            answer = await goto(page, f"{d.borrower_url}/borrowing/slips?status=NOT_A_STATUS")
             assert answer.status == 400 and "not valid" in await page.get_by_role("alert").inner_text()
-            await page.goto(f"{d.borrower_url}/borrowing/slips?requester=patron-batch&sort=title")
+            await goto(page, f"{d.borrower_url}/borrowing/slips?requester=patron-batch&sort=title")
             assert await page.get_by_role("heading", level=1).inner_text() == "Book straps (2 requests)"
             assert "1 left out" in await page.locator(".slips-cap").inner_text()
             assert await page.locator("article.slip").count() == 2
@@ -127,7 +127,7 @@ async def test_batch_printing_needs_a_filter_is_capped_and_records_mark_as_print
         context = await browser.new_context(java_script_enabled=False)
         page = await context.new_page()
         await sign_in(page, d.borrower_url)
-        await page.goto(f"{d.borrower_url}/borrowing/slips?requester=patron-batch")
+        await goto(page, f"{d.borrower_url}/borrowing/slips?requester=patron-batch")
         assert not await page.get_by_role("button", name="Print", exact=True).is_visible()
         await page.get_by_role("button", name="Mark as printed").click()
         await page.wait_for_load_state()
@@ -142,7 +142,7 @@ async def test_batch_printing_needs_a_filter_is_capped_and_records_mark_as_print
         assert printed == newest_two
         assert {e.request_id for e in entries} == newest_two
         assert all(e.actor == "staff:librarian" and e.detail["text"] == "book strap printed" for e in entries)
-        await context.close()
+        await close_context(context)
 
 
 def test_the_call_number_comes_from_the_requests_supplier_info():

@@ -9,6 +9,7 @@ in to a gateway's pages. Without /usr/bin/chromium the tests skip and say why.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -35,6 +36,10 @@ MOCK_A = "ISIL:XX-MOCKA"
 MOCK_B = "ISIL:XX-MOCKB"
 PASSWORD = "correct horse battery"  # every test account's password
 PICKUP = ["Main Library", "Science Library"]
+# Playwright bounds its page actions (30 s) but not starting, closing or evaluate(): these get a
+# bound of their own, so a stuck browser fails the test with where it stuck, not a timeout later.
+BROWSER_CALL_SECONDS = 45
+NAVIGATION_SECONDS = 10  # a loopback page loads in well under a second; see goto()
 
 
 def require_chromium() -> None:
@@ -48,12 +53,27 @@ async def chromium() -> AsyncIterator[Any]:
     require_chromium()
     from playwright.async_api import async_playwright
 
-    async with async_playwright() as pw:
+    async with bounded("starting Playwright's driver"):
+        pw = await async_playwright().start()
+    try:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:
-            await browser.close()
+            async with bounded("closing Chromium"):
+                await browser.close()
+    finally:
+        async with bounded("stopping Playwright's driver"):
+            await pw.stop()
+
+
+@asynccontextmanager
+async def bounded(what: str, seconds: float = BROWSER_CALL_SECONDS) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise AssertionError(f"{what} took more than {seconds} s") from None
 
 
 @dataclass
@@ -104,8 +124,46 @@ def _root(iso_url: str) -> str:
     return iso_url.rsplit("/iso18626", 1)[0] if iso_url.endswith("/iso18626") else iso_url.rstrip("/")
 
 
+async def goto(page: Any, url: str, **options: Any) -> Any:
+    """page.goto for a page that may reload itself (a live page reloads when its request changes).
+    Its live updates are stopped first, as a reader's own navigation stops them (app.js listens
+    for beforeunload). A reload already under way can still meet the navigation: Chromium then
+    either reports it interrupted, or (seen about once in twenty runs) never starts it, so that
+    the server gets no request at all; either way the navigation is made again."""
+    from playwright.async_api import Error
+
+    for attempt in range(3):
+        try:
+            await page.evaluate("window.dispatchEvent(new Event('beforeunload'))")
+        except Error:
+            pass  # scripts off, or the page is between two documents: nothing to stop
+        try:
+            return await page.goto(url, **{"timeout": NAVIGATION_SECONDS * 1000, **options})
+        except Error as exc:  # playwright's TimeoutError is an Error too
+            if attempt == 2:
+                raise
+            if "interrupted by another navigation" in str(exc) or "context was destroyed" in str(exc):
+                await page.wait_for_load_state()
+    raise AssertionError("unreachable")
+
+
+async def evaluate(page: Any, expression: str) -> Any:
+    """page.evaluate on a page that may be reloading itself (a live page whose request changed):
+    asked again of the page the reload brings."""
+    from playwright.async_api import Error
+
+    for attempt in range(3):
+        try:
+            return await page.evaluate(expression)
+        except Error as exc:
+            if "context was destroyed" not in str(exc) or attempt == 2:
+                raise
+            await page.wait_for_load_state()
+    raise AssertionError("unreachable")
+
+
 async def sign_in(page: Any, root: str, username: str = "librarian", password: str = PASSWORD) -> None:
-    await page.goto(f"{root}/login")
+    await goto(page, f"{root}/login")
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
@@ -115,13 +173,28 @@ async def sign_in(page: Any, root: str, username: str = "librarian", password: s
 @asynccontextmanager
 async def signed_in(browser: Any, root: str, username: str = "librarian") -> AsyncIterator[Any]:
     """A new browser context (its own cookies) with a page signed in as `username`."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    async with bounded("opening a browser context"):
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
     try:
-        page = await context.new_page()
+        async with bounded("opening a page"):
+            page = await context.new_page()
         await sign_in(page, root, username)
         yield page
     finally:
-        await context.close()
+        await close_context(context)
+
+
+async def close_context(context: Any) -> None:
+    """Close a browser context. Chromium has been seen not to answer this (about once in fifty
+    runs, after a live page reloaded itself): after a while the context is left to
+    `chromium()`'s browser.close(), which ends it with the browser."""
+    try:
+        async with asyncio.timeout(15):
+            await context.close()
+    except TimeoutError:
+        import warnings
+
+        warnings.warn("a browser context did not close within 15 s; the browser's close ends it", stacklevel=2)
 
 
 def _axe_source() -> str:
@@ -138,9 +211,10 @@ async def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "crit
 
     for attempt in range(5):
         try:
-            if not await page.evaluate("typeof window.axe !== 'undefined'"):
-                await page.evaluate(_axe_source())
-            result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+            async with bounded("the axe scan"):
+                if not await page.evaluate("typeof window.axe !== 'undefined'"):
+                    await page.evaluate(_axe_source())
+                result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
             return [v for v in result["violations"] if v.get("impact") in impacts]
         except Error as exc:
             if "context was destroyed" not in str(exc) or attempt == 4:
