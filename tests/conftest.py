@@ -16,7 +16,7 @@ or threads it started are still alive (`_no_leaked_tasks`, `_no_leaked_threads`)
 run on into the next test (one deadlocked a run on PostgreSQL). The error names each of them.
 
 Hangs: shortly before pytest-timeout would stop a test, the stacks of every unfinished asyncio
-task are written to the test's captured stderr (`_dump_tasks_before_timeout`), since the
+task are written to the test's captured stderr (`pytest_runtest_call`, `_dump_tasks`), since the
 timeout's own report shows only threads, and an async test waits in the event loop's select.
 """
 

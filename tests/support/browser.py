@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -147,19 +148,24 @@ async def goto(page: Any, url: str, **options: Any) -> Any:
     raise AssertionError("unreachable")
 
 
-async def evaluate(page: Any, expression: str) -> Any:
-    """page.evaluate on a page that may be reloading itself (a live page whose request changed):
-    asked again of the page the reload brings."""
+async def on_reloaded_page(page: Any, action: Any, attempts: int = 3) -> Any:
+    """`await action()`, done again on the page a reload brings when the page reloaded itself
+    meanwhile (a live page whose request changed destroys the document the action ran in)."""
     from playwright.async_api import Error
 
-    for attempt in range(3):
+    for attempt in range(attempts):
         try:
-            return await page.evaluate(expression)
+            return await action()
         except Error as exc:
-            if "context was destroyed" not in str(exc) or attempt == 2:
+            if "context was destroyed" not in str(exc) or attempt == attempts - 1:
                 raise
             await page.wait_for_load_state()
     raise AssertionError("unreachable")
+
+
+async def evaluate(page: Any, expression: str) -> Any:
+    """page.evaluate on a page that may be reloading itself."""
+    return await on_reloaded_page(page, lambda: page.evaluate(expression))
 
 
 async def sign_in(page: Any, root: str, username: str = "librarian", password: str = PASSWORD) -> None:
@@ -192,8 +198,6 @@ async def close_context(context: Any) -> None:
         async with asyncio.timeout(15):
             await context.close()
     except TimeoutError:
-        import warnings
-
         warnings.warn("a browser context did not close within 15 s; the browser's close ends it", stacklevel=2)
 
 
@@ -207,20 +211,14 @@ async def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "crit
     """axe-core's violations of the page as it is now, of the given impacts. The script is run
     through the DevTools protocol (page.evaluate), which the page's CSP does not govern. A live
     page may reload itself (a partner answered) while the scan runs: the reloaded page is scanned."""
-    from playwright.async_api import Error
 
-    for attempt in range(5):
-        try:
-            async with bounded("the axe scan"):
-                if not await page.evaluate("typeof window.axe !== 'undefined'"):
-                    await page.evaluate(_axe_source())
-                result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            return [v for v in result["violations"] if v.get("impact") in impacts]
-        except Error as exc:
-            if "context was destroyed" not in str(exc) or attempt == 4:
-                raise
-            await page.wait_for_load_state()
-    raise AssertionError("unreachable")
+    async def scan() -> list[dict[str, Any]]:
+        async with bounded("the axe scan"):
+            if not await page.evaluate("typeof window.axe !== 'undefined'"):
+                await page.evaluate(_axe_source())
+            return (await page.evaluate("axe.run(document, {resultTypes: ['violations']})"))["violations"]
+
+    return [v for v in await on_reloaded_page(page, scan, attempts=5) if v.get("impact") in impacts]
 
 
 async def assert_accessible(page: Any) -> None:
