@@ -4,7 +4,8 @@ Two servers, measured in the same run with the same load generator:
   floor    an aiohttp handler that parses + validates the bytes and returns a fixed confirmation;
   gateway  the real gateway: parse, validate, apply to a borrowing request (state, raw message,
            history, general message), commit, then confirm.
-Each server runs in its own process, or in N processes sharing its port (`--workers 1,2` on
+Both servers run on the gateway's event loop (uvloop where installed, gateway/transport/event_loop.py), so
+the floor is the same stack minus the gateway's work. Each server runs in its own process, or in N processes sharing its port (`--workers 1,2` on
 PostgreSQL: a floor and a gateway for each N, the gateways on one database); this process
 generates the load with CONCURRENCY clients (`--pin-load CPU` pins it to one CPU, to see how the
 servers grow with workers when the load generator cannot take the other core). All servers are
@@ -50,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.messages import Version, encode, model  # noqa: E402
 from gateway.messages.codes import ReasonForMessage, Status  # noqa: E402
+from gateway.transport import event_loop  # noqa: E402
 
 OURS, PARTNER = "ISIL:US-BENCH", "ISIL:DK-BENCH"
 # The server; the bench creates a database of its own there (a unique name) and drops it at the end.
@@ -129,7 +131,8 @@ def serve_floor(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/iso18626", handle)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True,
+                loop=event_loop.new_event_loop())
 
 
 def gateway_config(db: str):
@@ -198,7 +201,8 @@ def serve_gateway(port: int, db: str) -> None:
               f"{getattr(writer, 'conflicts', 0)} conflicts){hits}", flush=True)
 
     app.on_cleanup.append(report)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True,
+                loop=event_loop.new_event_loop())
 
 
 # --- CPU time -------------------------------------------------------------------------------------

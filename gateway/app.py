@@ -15,6 +15,7 @@ from aiohttp import web, web_runner
 from .api.routes import add_routes as add_api_routes
 from .config import Config
 from .runtime import GATEWAY, Gateway
+from .transport import event_loop
 from .transport.connection_guard import RESOURCE_LOG, LimitedRunner, resource_error_handler
 from .transport.connection_guard import install as install_limits
 from .transport.server import IsoEndpoint
@@ -83,6 +84,6 @@ def run(config: Config, *, worker: bool = False, until: Callable[[], Awaitable[N
             await runner.cleanup()
 
     try:
-        asyncio.run(main())
+        event_loop.run(main())
     except (web_runner.GracefulExit, KeyboardInterrupt):
         pass

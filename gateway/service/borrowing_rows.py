@@ -17,7 +17,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, delete, select, type_coerce
+from sqlalchemy import Connection, Text, any_, bindparam, cast, delete, select, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..core import BorrowingPolicy, BorrowingState, RequestDetails
 from ..core import next_deadline
@@ -195,13 +196,12 @@ class StateCache:
 
 _t = borrowing_requests_t
 # `extra` as its stored text: parsed only when the cache does not have that version already.
-_SELECT_FOR_STEPS = (
-    select(_t.c.id, _t.c.external_id, _t.c.version, type_coerce(_t.c.extra, Text).label("extra"))
-    .where(_t.c.external_id.in_(bindparam("refs", expanding=True)))
-    .order_by(_t.c.id)
-)  # Read, not locked (PostgreSQL): the version-checked update at the end is what guards them.
-# SQLite: a point lookup per id on the driver's cursor costs less than SQLAlchemy preparing an
-# expanding IN for every group (no round trips to save there).
+# Read, not locked (PostgreSQL): the version-checked update at the end is what guards them.
+_SELECT_FOR_STEPS = Prepared(
+    select(_t.c.id, _t.c.external_id, _t.c.version, cast(_t.c.extra, Text))
+    .where(_t.c.external_id == any_(bindparam("refs", type_=ARRAY(_t.c.external_id.type))))
+    .order_by(_t.c.id), postgresql_only=True)
+# SQLite: a point lookup per id on the driver's cursor (no round trips to save there).
 _SELECT_ONE_FOR_STEPS = Prepared(
     select(_t.c.id, _t.c.external_id, _t.c.version, type_coerce(_t.c.extra, Text).label("extra"))
     .where(_t.c.external_id == bindparam("ref"))
@@ -211,7 +211,7 @@ _SELECT_ONE_FOR_STEPS = Prepared(
 def _for_update(conn: Connection, refs: list[str]) -> Iterable[tuple[Any, ...]]:
     if conn.dialect.name == "sqlite":
         return sorted((row for ref in refs for row in _SELECT_ONE_FOR_STEPS.fetch(conn, {"ref": ref})))
-    return conn.execute(_SELECT_FOR_STEPS, {"refs": refs})
+    return _SELECT_FOR_STEPS.fetch(conn, {"refs": refs})
 
 
 def load_for_steps(conn: Connection, external_ids: Iterable[str], cache: StateCache) -> dict[str, Loaded]:

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from . import arrays
 from .prepared import Prepared
 from .models import borrowing_requests_t as _req
 from .models import general_messages_t as _msg
@@ -229,35 +230,31 @@ def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
 
     False if some row was not at its expected version (another transaction moved it on). SQLite
     runs an executemany and counts its rows. PostgreSQL's driver (asyncpg) cannot count the rows
-    of an executemany, so there each request gets an UPDATE of its own (one statement per set of
-    columns, compiled once; an `UPDATE ... FROM (VALUES ...)` for all would be compiled again for
-    every group, which cost more than the round trips), in id order: two transactions updating
-    the same requests take their row locks in the same order, so they wait rather than deadlock.
+    of an executemany, so there the group is one UPDATE with array parameters that returns the
+    rows it updated (`arrays.update_versioned`, which also locks them in id order: two
+    transactions updating the same requests wait rather than deadlock).
     """
-    if conn.dialect.name == "postgresql":
-        return _update_requests_one_by_one(conn, updates)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    postgresql = conn.dialect.name == "postgresql"
     for u in updates:
         _check_values(u.values)
         params = {**u.values, "updated_at": u.now}
-        groups.setdefault(tuple(sorted(params)), []).append(
-            {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id, "_version": u.version,
-             "_new_version": u.new_version})
+        columns = tuple(sorted(params))
+        if postgresql:
+            row = {"_key": u.request_id, "_version": u.version, "_new_version": u.new_version}
+            groups.setdefault(columns, []).append(row | {name: params[name] for name in columns})
+        else:
+            groups.setdefault(columns, []).append(
+                {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id, "_version": u.version,
+                 "_new_version": u.new_version})
     for columns, rows in groups.items():
-        changed = _update_requests_stmt(columns).executemany(conn, rows)
-        if (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(rows):
-            return False
-    return True
-
-
-def _update_requests_one_by_one(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
-    for u in sorted(updates, key=lambda u: u.request_id):
-        _check_values(u.values)
-        params = {**u.values, "updated_at": u.now}
-        stmt = _update_requests_stmt(tuple(sorted(params))).statement
-        result = conn.execute(stmt, {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id,
-                                     "_version": u.version, "_new_version": u.new_version})
-        if result.rowcount != 1:
+        if postgresql:
+            changed = arrays.update_versioned(conn, _req, rows)
+        else:
+            changed = _update_requests_stmt(columns).executemany(conn, rows)
+            if not (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount):
+                continue
+        if changed != len(rows):
             return False
     return True
 
@@ -374,19 +371,16 @@ def insert_raw_messages(conn: Connection, messages: Sequence[tuple[MessageKey, b
     if conn.dialect.name == "sqlite":  # one cheap INSERT per row on the driver's cursor
         inserted = ((key, _INSERT_RAW_IF_NEW.insert(conn, row)) for (key, *_), row in zip(messages, rows))
         return {key: raw_id for key, raw_id in inserted if raw_id is not None}
-    # Matched by key rather than by asking for RETURNING in parameter order.
-    return {MessageKey(*row[1:]): row[0] for row in conn.execute(_insert_raws_stmt(conn.dialect.name), rows)}
+    # One statement for the group; matched by key rather than relying on the order of RETURNING.
+    inserted = arrays.insert_many(conn, _raw, _RAW_COLUMNS, [[row[name] for name in _RAW_COLUMNS] for row in rows],
+                                  returning=("id", *_KEY_COLUMNS), skip_conflicts=True)
+    return {MessageKey(*row[1:]): row[0] for row in inserted}
 
 
-@cache
-def _insert_raws_stmt(dialect: str) -> Any:
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (dialect_insert(_raw).on_conflict_do_nothing()
-            .returning(_raw.c.id, *(_raw.c[name] for name in _KEY_COLUMNS)))
+_RAW_COLUMNS = (*_KEY_COLUMNS, "body", "body_sha256", "received_at", "confirmation")
 
 
-_INSERT_RAW_IF_NEW = Prepared(sqlite.insert(_raw).on_conflict_do_nothing(), (
-    *_KEY_COLUMNS, "body", "body_sha256", "received_at", "confirmation"))
+_INSERT_RAW_IF_NEW = Prepared(sqlite.insert(_raw).on_conflict_do_nothing(), _RAW_COLUMNS)
 
 
 def _raw_values(key: MessageKey, body: bytes, received_at: datetime,
