@@ -16,13 +16,19 @@ from lxml import etree
 def canonical_form(root: etree._Element) -> bytes:
     """Canonical XML 1.0 (no comments) of the message, after dropping whitespace-only text
     between elements (indentation). Text content is kept as it is. `root` is not changed."""
-    tree = copy.deepcopy(root)
-    for element in tree.iter():
-        if len(element) and element.text is not None and not element.text.strip():
-            element.text = None
-        if element.tail is not None and not element.tail.strip():
-            element.tail = None
-    return etree.tostring(tree, method="c14n", with_comments=False)
+    if any(_indentation(element) for element in root.iter()):
+        root = copy.deepcopy(root)  # (a compact message, the usual case, needs no copy)
+        for element in root.iter():
+            if len(element) and element.text is not None and not element.text.strip():
+                element.text = None
+            if element.tail is not None and not element.tail.strip():
+                element.tail = None
+    return etree.tostring(root, method="c14n", with_comments=False)
+
+
+def _indentation(element: etree._Element) -> bool:
+    return ((len(element) > 0 and element.text is not None and not element.text.strip())
+            or (element.tail is not None and not element.tail.strip()))
 
 
 def content_sha256(root: etree._Element) -> str:
