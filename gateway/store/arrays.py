@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table
+from sqlalchemy import JSON, Boolean, Column, Connection, Table
 
 from .prepared import translated
 
@@ -64,11 +64,16 @@ def _versioned_update(table: Table, key: str, columns: tuple[str, ...], dialect:
     """UPDATE rows at an expected version to a new one, locking them in key order first: two
     transactions updating the same rows then wait for each other instead of deadlocking. A row
     that another transaction moved on meanwhile is not locked (PostgreSQL checks the version
-    again on the newest row once it may lock it), so it is neither updated nor returned."""
+    again on the newest row once it may lock it), so it is neither updated nor returned. Rows
+    may set different columns: each column has a flag array saying which rows set it."""
     c = table.c
-    array_columns = [c[key], c.version, c.version, *(c[name] for name in columns)]
-    names = ["_key", "_version", "_new_version", *(f"c_{name}" for name in columns)]
-    sets = ", ".join([*(f"{name} = {_value(c[name], f'c_{name}', dialect)}" for name in columns),
+    boolean = Boolean()
+    array_columns = [c[key], c.version, c.version, *(c[name] for name in columns),
+                     *(Column(f"s_{name}", boolean) for name in columns)]
+    names = ["_key", "_version", "_new_version", *(f"c_{name}" for name in columns),
+             *(f"s_{name}" for name in columns)]
+    sets = ", ".join([*(f"{name} = CASE WHEN u.s_{name} THEN {_value(c[name], f'c_{name}', dialect)} "
+                        f"ELSE {table.name}.{name} END" for name in columns),
                       "version = u._new_version"])
     sql = (
         f"WITH u AS MATERIALIZED (SELECT * FROM {_unnest(array_columns, names, dialect)}), "
@@ -83,15 +88,20 @@ def _versioned_update(table: Table, key: str, columns: tuple[str, ...], dialect:
 
 def update_versioned(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
                      key: str = "id") -> int:
-    """Version-checked updates of several rows with the same columns, in one statement; each row
-    gives `_key`, `_version` (what it must be at), `_new_version` and the new column values.
-    Returns how many rows were at their expected version (and so were updated)."""
+    """Version-checked updates of several rows in one statement; each row gives `_key`,
+    `_version` (what it must be at), `_new_version` and the columns it sets (rows may set
+    different ones). Returns how many rows were at their expected version (and so were updated)."""
     if not rows:
         return 0
-    columns = tuple(name for name in rows[0] if not name.startswith("_"))
+    columns = tuple(sorted({name for row in rows for name in row if not name.startswith("_")}))
     statement = _versioned_update(table, key, columns, conn.dialect)
-    names = ("_key", "_version", "_new_version", *columns)
-    return len(statement.fetch(conn, [[row[name] for name in names] for row in rows]))
+    _missing = object()
+    values = []
+    for row in rows:
+        given = [row.get(name, _missing) for name in columns]
+        values.append([row["_key"], row["_version"], row["_new_version"],
+                       *(None if v is _missing else v for v in given), *(v is not _missing for v in given)])
+    return len(statement.fetch(conn, values))
 
 
 @lru_cache(maxsize=256)

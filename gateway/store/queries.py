@@ -226,35 +226,33 @@ class RequestUpdate:
 
 
 def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
-    """Several version-checked updates, one statement per set of columns.
+    """Several version-checked updates. False if some row was not at its expected version
+    (another transaction moved it on).
 
-    False if some row was not at its expected version (another transaction moved it on). SQLite
-    runs an executemany and counts its rows. PostgreSQL's driver (asyncpg) cannot count the rows
-    of an executemany, so there the group is one UPDATE with array parameters that returns the
-    rows it updated (`arrays.update_versioned`, which also locks them in id order: two
-    transactions updating the same requests wait rather than deadlock).
+    SQLite runs an executemany per set of columns and counts its rows. PostgreSQL's driver
+    (asyncpg) cannot count the rows of an executemany, so there the whole group is one UPDATE
+    with array parameters that returns the rows it updated (`arrays.update_versioned`). One
+    statement, because it locks its rows in id order: two transactions updating the same
+    requests then wait for each other rather than deadlock, which separate statements per set of
+    columns could not promise.
     """
+    if conn.dialect.name == "postgresql":
+        rows = []
+        for u in updates:
+            _check_values(u.values)
+            rows.append({**u.values, "updated_at": u.now, "_key": u.request_id, "_version": u.version,
+                         "_new_version": u.new_version})
+        return arrays.update_versioned(conn, _req, rows) == len(rows)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    postgresql = conn.dialect.name == "postgresql"
     for u in updates:
         _check_values(u.values)
         params = {**u.values, "updated_at": u.now}
-        columns = tuple(sorted(params))
-        if postgresql:
-            row = {"_key": u.request_id, "_version": u.version, "_new_version": u.new_version}
-            groups.setdefault(columns, []).append(row | {name: params[name] for name in columns})
-        else:
-            groups.setdefault(columns, []).append(
-                {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id, "_version": u.version,
-                 "_new_version": u.new_version})
+        groups.setdefault(tuple(sorted(params)), []).append(
+            {**{"v_" + k: v for k, v in params.items()}, "_id": u.request_id, "_version": u.version,
+             "_new_version": u.new_version})
     for columns, rows in groups.items():
-        if postgresql:
-            changed = arrays.update_versioned(conn, _req, rows)
-        else:
-            changed = _update_requests_stmt(columns).executemany(conn, rows)
-            if not (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount):
-                continue
-        if changed != len(rows):
+        changed = _update_requests_stmt(columns).executemany(conn, rows)
+        if (len(rows) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(rows):
             return False
     return True
 
