@@ -12,7 +12,7 @@ PostgreSQL with --postgresql).
    dates on a third, and each row's core state JSON at its real size (the state of a real request).
    With `--db` an existing populated SQLite file is reused (`--keep` keeps the temporary one).
    With `--postgresql` the database is a fresh schema on GATEWAY_BENCH_POSTGRES_URL (default
-   postgresql+asyncpg://postgres@127.0.0.1:5432/test), dropped afterwards unless `--keep`.
+   postgresql+asyncpg://postgres@127.0.0.1:5432/postgres), dropped afterwards unless `--keep`.
 2. Starts the real gateway app (aiohttp, the same handlers) on loopback and times
    `GET /api/v1/borrowing-requests` with facets, for typical filter combinations, over HTTP:
    `--runs` requests each after 3 warm-ups; p50 / p95 / max in milliseconds.
@@ -55,7 +55,7 @@ from gateway.store.models import borrowing_requests_t, rota_entries_t  # noqa: E
 KEY = "bench-key-0123456789"
 PARTNERS = [f"ISIL:XX-P{i:02d}" for i in range(12)]
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
-PG_URL = os.environ.get("GATEWAY_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get("GATEWAY_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 STATUS_WEIGHTS = {
     "COMPLETED": 52, "CANCELED_BY_STAFF": 4, "CANCELED_BY_PATRON": 3, "CANCELED_BY_PARTNER": 1, "EXPIRED": 4,
     "REQUEST_SENT": 6, "EXPECTED_TO_SUPPLY": 3, "WILL_SUPPLY": 4, "SHIPPED_PHYSICALLY": 3, "SHIPPED_DIGITALLY": 1,
