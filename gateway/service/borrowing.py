@@ -36,6 +36,7 @@ from ..core.wording import describe_changes
 from ..messages import Fault, Inbound, Status, answer, model
 from ..messages.peers import conditions_in_note, note_markers, parse_reshare_markers
 from ..store import queries
+from ..store.arrays import GroupWrite
 from . import borrowing_rows as rows
 from .context import ServiceContext
 from .decision_rows import DecisionRows, history_row, outbox_row, warning_rows
@@ -345,16 +346,27 @@ class SupplierMessages:
             markers = note_markers(a.step.message.message_info.note)
             if markers:
                 children.mark(first, markers)
+        updates, rotas = self._request_updates(applied, loaded, current)
+        # On PostgreSQL a group without outbox rows or replaced rotas (most of them) writes all
+        # of this with one statement, its version-checked update first (arrays.GroupWrite).
+        into = GroupWrite() if (conn.dialect.name == "postgresql" and not children.outbox
+                                and not rows.replaces_rota(rotas)) else None
         # The version-checked update first: a transaction that lost the race to another one
         # meets the Conflict here, before writing rows that would only be rolled back (and
         # before an outbox row could take a `seq` the other one took).
-        self._update_requests(conn, applied, loaded, current)
-        children.write(conn)
+        if not queries.update_requests(conn, updates, into=into):
+            raise Conflict("a borrowing request changed under us")
+        rows.write_rotas(conn, rotas, self.ctx.policy, into=into)
+        children.write(conn, into=into)
+        if into is not None and not into.run(conn):
+            raise Conflict("a borrowing request changed under us")
 
-    def _update_requests(self, conn: Connection, applied: list[_Applied], loaded: dict[str, rows.Loaded],
-                         current: dict[str, rows.Loaded]) -> None:
+    def _request_updates(self, applied: list[_Applied], loaded: dict[str, rows.Loaded],
+                         current: dict[str, rows.Loaded]
+                         ) -> tuple[list[queries.RequestUpdate], dict[int, tuple[BorrowingState, BorrowingState]]]:
         """One version-checked update per request that the group moved on: its final state (with
-        the version counting every step), or only the version when no step changed the state."""
+        the version counting every step), or only the version when no step changed the state;
+        and the rota changes to write with them."""
         last_step = {a.request.external_id: a.step.now for a in applied if a.request is not None}
         updates, rotas = [], {}
         for ref, now in last_step.items():
@@ -370,9 +382,7 @@ class SupplierMessages:
                                                                                  self.ctx.policy):
                     rotas[after.id] = (before.state, after.state)
             updates.append(queries.RequestUpdate(after.id, before.version, after.version, values, now))
-        if not queries.update_requests(conn, updates):
-            raise Conflict("a borrowing request changed under us")
-        rows.write_rotas(conn, rotas, self.ctx.policy)
+        return updates, rotas
 
 
 # --- the service -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..core import BorrowingPolicy, BorrowingState, RequestDetails
 from ..core import next_deadline
 from ..store import queries
 from ..store.models import borrowing_requests_t, rota_entries_t
+from ..store.arrays import GroupWrite
 from ..store.prepared import Prepared
 from .snapshot import from_json, to_json
 
@@ -116,21 +117,33 @@ def due_request_ids(conn: Connection, now: datetime) -> list[int]:
     return queries.due_ids(conn, t.c.request_id, t.c.deadline_at, now, t.c.state == "active")
 
 
+def replaces_rota(changes: Mapping[int, tuple[BorrowingState, BorrowingState]]) -> bool:
+    """Whether some request's partners changed (or their order): its entries are replaced."""
+    return any([e.partner for e in before.rota] != [e.partner for e in after.rota]
+               for before, after in changes.values())
+
+
 def write_rotas(conn: Connection, changes: Mapping[int, tuple[BorrowingState, BorrowingState]],
-                policy: BorrowingPolicy) -> None:
+                policy: BorrowingPolicy, *, into: GroupWrite | None = None) -> None:
     """Bring the `rota_entries` of several requests from their state before to their state after.
     While the partners stay the same and in the same order, only the entries that changed are
-    updated (one executemany for all); any other change of the rota replaces that request's
-    entries."""
+    updated (one statement for all; with `into`, a part of that group statement); any other
+    change of the rota replaces that request's entries (not with `into`: see `replaces_rota`)."""
     in_place: list[dict[str, Any]] = []
     replaced: dict[int, BorrowingState] = {}
     for request_id, (before, after) in changes.items():
         if [e.partner for e in before.rota] == [e.partner for e in after.rota]:
-            in_place.extend({"_request_id": request_id, "_agency": new["agency"], **{"r_" + k: new[k] for k in _ROTA_COLUMNS}}
+            in_place.extend({"request_id": request_id, **{k: new[k] for k in ("agency", *_ROTA_COLUMNS)}}
                             for old, new in zip(rota_rows(before, policy), rota_rows(after, policy)) if new != old)
         else:
             replaced[request_id] = after
-    _UPDATE_ROTA_ENTRY.executemany(conn, in_place)
+    if into is not None:
+        if replaced:
+            raise ValueError("a replaced rota cannot be part of a group statement")
+        into.update_where(rota_entries_t, ("request_id", "agency"), in_place)
+        return
+    _UPDATE_ROTA_ENTRY.executemany(conn, [{"_request_id": row["request_id"], "_agency": row["agency"],
+                                           **{"r_" + k: row[k] for k in _ROTA_COLUMNS}} for row in in_place])
     if replaced:
         conn.execute(delete(rota_entries_t).where(rota_entries_t.c.request_id.in_(list(replaced))))
         rows = [{**row, "request_id": request_id}

@@ -19,7 +19,8 @@ from ..config import Partner
 from ..core.machine import Decision
 from ..messages.peers import note_markers
 from ..store import queries
-from ..store.models import general_messages_t, notes_t, received_items_t
+from ..store.arrays import GroupWrite
+from ..store.models import general_messages_t, history_t, notes_t, received_items_t
 
 
 def history_row(owner: str, owner_id: int, *, at: datetime, actor: str | None, event: str, status: str,
@@ -83,11 +84,20 @@ class DecisionRows:
         for row in self.history[since:]:
             row["detail"] = {**(row["detail"] or {}), "markers": markers}
 
-    def write(self, conn: Connection) -> None:
+    def write(self, conn: Connection, *, into: GroupWrite | None = None) -> None:
+        """Insert the rows; with `into` (a group statement on PostgreSQL), as parts of it. Outbox
+        rows are not: each takes the next `seq` of its request and partner, one by one."""
+        tables = ((history_t, self.history), (general_messages_t, self.messages), (notes_t, self.notes),
+                  (received_items_t, self.items))
+        if into is not None:
+            if self.outbox:
+                raise ValueError("outbox rows cannot be part of a group statement")
+            for table, rows in tables:
+                into.insert(table, rows)
+            return
         if self.history:
             queries.insert_history(conn, self.history)
-        for table, rows in ((general_messages_t, self.messages), (notes_t, self.notes),
-                            (received_items_t, self.items)):
+        for table, rows in tables[1:]:
             if rows:
                 queries.insert_rows(conn, table, rows)
         for out in self.outbox:  # one by one: each takes the next seq of its request and partner

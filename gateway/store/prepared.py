@@ -78,7 +78,8 @@ def translated(conn: Connection, sql: str) -> Iterator[Any]:
         raise DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=conn.dialect) from exc
 
 
-def _default(default: Any) -> Any:
+def python_default(default: Any) -> Any:
+    """The value a column's Python-side default gives (a scalar, or a callable's result)."""
     if default.is_scalar:
         return default.arg
     if default.is_callable:
@@ -110,7 +111,7 @@ class _Form:
 
     def values(self, row: Mapping[str, Any]) -> list[Any]:
         if self._defaults:
-            row = {**row, **{name: _default(default) for name, default in self._defaults}}
+            row = {**row, **{name: python_default(default) for name, default in self._defaults}}
         values = list(self._get(row))
         for i, bind in self._binders:
             values[i] = bind(values[i])

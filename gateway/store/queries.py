@@ -225,7 +225,8 @@ class RequestUpdate:
     now: datetime
 
 
-def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
+def update_requests(conn: Connection, updates: Sequence[RequestUpdate], *,
+                    into: arrays.GroupWrite | None = None) -> bool:
     """Several version-checked updates. False if some row was not at its expected version
     (another transaction moved it on).
 
@@ -234,7 +235,8 @@ def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
     with array parameters that returns the rows it updated (`arrays.update_versioned`). One
     statement, because it locks its rows in id order: two transactions updating the same
     requests then wait for each other rather than deadlock, which separate statements per set of
-    columns could not promise.
+    columns could not promise. With `into` (PostgreSQL), the update becomes part of that group
+    statement, and its `run` says whether every request was at its version.
     """
     if conn.dialect.name == "postgresql":
         rows = []
@@ -242,6 +244,9 @@ def update_requests(conn: Connection, updates: Sequence[RequestUpdate]) -> bool:
             _check_values(u.values)
             rows.append({**u.values, "updated_at": u.now, "_key": u.request_id, "_version": u.version,
                          "_new_version": u.new_version})
+        if into is not None:
+            into.update_versioned(_req, rows)
+            return True
         return arrays.update_versioned(conn, _req, rows) == len(rows)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for u in updates:
