@@ -134,3 +134,39 @@ async def test_requests_of_a_group_load_by_external_id(engine: AsyncEngine) -> N
     assert sorted(found) == ["BR-0", "BR-2"]
     loaded = found["BR-2"]
     assert (loaded.id, loaded.version, loaded.state, loaded.extra) == (ids[2], 2, state, {"k": ids[2]})
+
+
+async def test_group_statement_writes_every_part_and_checks_versions(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("group statements are PostgreSQL's (SQLite writes a statement per table)")
+    from gateway.store.arrays import GroupWrite
+    from gateway.store.models import history_t, rota_entries_t
+
+    a, b = await _requests(engine, 2)
+    await _write(engine, q.insert_rota_entries, a, ["ISIL:P1", "ISIL:P2"])
+
+    def step(conn: Any, version_of_b: int) -> bool:
+        write = GroupWrite()
+        q.update_requests(conn, [q.RequestUpdate(a, 1, 2, {"status": "WILL_SUPPLY"}, LATER),
+                                 q.RequestUpdate(b, version_of_b, version_of_b + 1, {}, LATER)], into=write)
+        write.update_where(rota_entries_t, ("request_id", "agency"),
+                           [{"request_id": a, "agency": "ISIL:P2", "state": "active", "sent_at": LATER}])
+        write.insert(history_t, [  # the second row leaves `at` to its column default
+            {"request_id": a, "at": LATER, "actor": "x", "event": "e1", "detail": {"k": [1]}},
+            {"request_id": b, "actor": "y", "event": "e2"}])
+        if not write.run(conn):
+            raise RuntimeError("conflict")
+        return True
+
+    with pytest.raises(RuntimeError, match="conflict"):  # b is at version 1, not 7: all rolled back
+        await _write(engine, step, 7)
+    assert (await _load(engine, a))["status"] == "CREATED"
+    assert await _write(engine, step, 1)
+    got_a, got_b = await _load(engine, a), await _load(engine, b)
+    assert (got_a["status"], got_a["version"], got_b["version"]) == ("WILL_SUPPLY", 2, 2)
+    assert [(e["agency"], e["state"], e["sent_at"]) for e in got_a["rota"]] == [
+        ("ISIL:P1", "pending", None), ("ISIL:P2", "active", LATER)]
+    async with engine.connect() as conn:
+        rows = (await conn.execute(history_t.select().order_by(history_t.c.id))).mappings().all()
+    assert [(r["request_id"], r["event"], r["detail"]) for r in rows] == [(a, "e1", {"k": [1]}), (b, "e2", None)]
+    assert rows[0]["at"] == LATER and abs(rows[1]["at"] - datetime.now(UTC)) < timedelta(minutes=5)
