@@ -4,9 +4,10 @@ Two servers, measured in the same run with the same load generator:
   floor    an aiohttp handler that parses + validates the bytes and returns a fixed confirmation;
   gateway  the real gateway: parse, validate, apply to a borrowing request (state, raw message,
            history, general message), commit, then confirm.
-Both servers run on the gateway's event loop (uvloop where installed, gateway/transport/event_loop.py), so
-the floor is the same stack minus the gateway's work. Each server runs in its own process, or in N processes sharing its port (`--workers 1,2` on
-PostgreSQL: a floor and a gateway for each N, the gateways on one database); this process
+Both servers run on the gateway's event loop (uvloop where installed, gateway/transport/event_loop.py)
+with its garbage-collector settings (gateway/transport/collector.py), so the floor is the same
+stack minus the gateway's work. Each server runs in its own process, or in N processes sharing
+its port (`--workers 1,2` on PostgreSQL: a floor and a gateway for each N, the gateways on one database); this process
 generates the load with CONCURRENCY clients (`--pin-load CPU` pins it to one CPU, to see how the
 servers grow with workers when the load generator cannot take the other core). All servers are
 up at once and take turns (ROUNDS alternating rounds), so that the ratios are not skewed by a
@@ -114,6 +115,13 @@ def traffic(refs: list[str]) -> list[tuple[Kind, bytes]]:
 # N processes of one server share its port (SO_REUSEPORT: the kernel spreads the connections),
 # as `gateway serve --workers N` would run them; kept here so the bench needs nothing else.
 
+async def _tune_collector() -> None:
+    """Both servers set up their process as `gateway serve` does (gateway/transport/collector.py)."""
+    from gateway.transport import collector
+
+    collector.tune()
+
+
 def serve_floor(port: int) -> None:
     from aiohttp import web
     from lxml import etree
@@ -131,6 +139,7 @@ def serve_floor(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/iso18626", handle)
+    app.on_startup.append(lambda app: _tune_collector())
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True,
                 loop=event_loop.new_event_loop())
 
@@ -201,6 +210,7 @@ def serve_gateway(port: int, db: str) -> None:
               f"{getattr(writer, 'conflicts', 0)} conflicts){hits}", flush=True)
 
     app.on_cleanup.append(report)
+    app.on_startup.append(lambda app: _tune_collector())
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True,
                 loop=event_loop.new_event_loop())
 

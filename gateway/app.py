@@ -15,7 +15,7 @@ from aiohttp import web, web_runner
 from .api.routes import add_routes as add_api_routes
 from .config import Config
 from .runtime import GATEWAY, Gateway
-from .transport import event_loop
+from .transport import collector, event_loop
 from .transport.connection_guard import RESOURCE_LOG, LimitedRunner, resource_error_handler
 from .transport.connection_guard import install as install_limits
 from .transport.server import IsoEndpoint
@@ -77,6 +77,7 @@ def run(config: Config, *, worker: bool = False, until: Callable[[], Awaitable[N
 
     async def main() -> None:
         runner, _ = await serve(app, config.listen_host, config.listen_port, reuse_port=worker)
+        collector.tune()  # the process is set up: what lives now lives as long as it
         try:
             # until SIGINT/SIGTERM (GracefulExit), Ctrl-C, or `until` says so
             await (until() if until is not None else asyncio.Event().wait())
