@@ -178,8 +178,11 @@ def _filled(table: Table, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, 
 
 class GroupWrite:
     """The writes of one group, sent to PostgreSQL as one statement by `run` (one round trip
-    instead of one per table). Parts run in the order they were added; the first should be the
-    version-checked update, so that the rows it guards are locked before the others are written."""
+    instead of one per table). Add the version-checked update first: the statement reads the
+    parts' counts in the order they were added, which runs them in that order, so the rows it
+    guards are locked before the others are written. (PostgreSQL's documentation leaves the
+    order of WITH sub-statements open; all of them see the same snapshot, so only the order in
+    which locks are taken could differ, never what is written.)"""
 
     def __init__(self) -> None:
         self._parts: list[tuple[Part, Sequence[Mapping[str, Any]]]] = []
