@@ -16,19 +16,24 @@ from lxml import etree
 def canonical_form(root: etree._Element) -> bytes:
     """Canonical XML 1.0 (no comments) of the message, after dropping whitespace-only text
     between elements (indentation). Text content is kept as it is. `root` is not changed."""
-    if any(_indentation(element) for element in root.iter()):
+    if any(_blank_text(element) or _blank_tail(element) for element in root.iter()):
         root = copy.deepcopy(root)  # (a compact message, the usual case, needs no copy)
         for element in root.iter():
-            if len(element) and element.text is not None and not element.text.strip():
+            if _blank_text(element):
                 element.text = None
-            if element.tail is not None and not element.tail.strip():
+            if _blank_tail(element):
                 element.tail = None
     return etree.tostring(root, method="c14n", with_comments=False)
 
 
-def _indentation(element: etree._Element) -> bool:
-    return ((len(element) > 0 and element.text is not None and not element.text.strip())
-            or (element.tail is not None and not element.tail.strip()))
+def _blank_text(element: etree._Element) -> bool:
+    """Indentation before an element's first child."""
+    return len(element) > 0 and element.text is not None and not element.text.strip()
+
+
+def _blank_tail(element: etree._Element) -> bool:
+    """Indentation after an element."""
+    return element.tail is not None and not element.tail.strip()
 
 
 def content_sha256(root: etree._Element) -> str:

@@ -117,10 +117,13 @@ def due_request_ids(conn: Connection, now: datetime) -> list[int]:
     return queries.due_ids(conn, t.c.request_id, t.c.deadline_at, now, t.c.state == "active")
 
 
+def _same_partners(before: BorrowingState, after: BorrowingState) -> bool:
+    return [e.partner for e in before.rota] == [e.partner for e in after.rota]
+
+
 def replaces_rota(changes: Mapping[int, tuple[BorrowingState, BorrowingState]]) -> bool:
     """Whether some request's partners changed (or their order): its entries are replaced."""
-    return any([e.partner for e in before.rota] != [e.partner for e in after.rota]
-               for before, after in changes.values())
+    return not all(_same_partners(before, after) for before, after in changes.values())
 
 
 def write_rotas(conn: Connection, changes: Mapping[int, tuple[BorrowingState, BorrowingState]],
@@ -132,7 +135,7 @@ def write_rotas(conn: Connection, changes: Mapping[int, tuple[BorrowingState, Bo
     in_place: list[dict[str, Any]] = []
     replaced: dict[int, BorrowingState] = {}
     for request_id, (before, after) in changes.items():
-        if [e.partner for e in before.rota] == [e.partner for e in after.rota]:
+        if _same_partners(before, after):
             in_place.extend({"request_id": request_id, **{k: new[k] for k in ("agency", *_ROTA_COLUMNS)}}
                             for old, new in zip(rota_rows(before, policy), rota_rows(after, policy)) if new != old)
         else:

@@ -95,9 +95,7 @@ class DecisionRows:
             for table, rows in tables:
                 into.insert(table, rows)
             return
-        if self.history:
-            queries.insert_history(conn, self.history)
-        for table, rows in tables[1:]:
+        for table, rows in tables:
             if rows:
                 queries.insert_rows(conn, table, rows)
         for out in self.outbox:  # one by one: each takes the next seq of its request and partner

@@ -163,11 +163,8 @@ def _part(kind: type, table: Table, *shape: tuple[str, ...]) -> Part:
 def _filled(table: Table, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Mapping[str, Any]]]:
     """Rows by their set of columns, each with the Python-side defaults of the columns it leaves
     out (as SQLAlchemy would fill them in)."""
-    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(row)), []).append(row)
     filled = {}
-    for columns, group in groups.items():
+    for columns, group in _by_columns(rows, ()).items():
         defaults = {c.name: c.default for c in table.c if c.name not in columns and c.default is not None}
         if defaults:
             group = [{**row, **{name: python_default(d) for name, d in defaults.items()}} for row in group]
@@ -222,6 +219,7 @@ class GroupWrite:
 
 
 def _by_columns(rows: Sequence[Mapping[str, Any]], keys: tuple[str, ...]) -> dict[tuple[str, ...], list[Mapping[str, Any]]]:
+    """Rows by the set of their columns other than `keys` (sorted names)."""
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(sorted(name for name in row if name not in keys)), []).append(row)
